@@ -1,0 +1,48 @@
+"""Drive a progress-yielding job with terminal bars (one per nesting level)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TypeVar
+
+from .._progress import Job, Progress
+
+R = TypeVar("R")
+
+
+def drive(job: Job[R], *, quiet: bool = False) -> R:
+    """Run ``job`` to completion, showing a tqdm bar per progress level on stderr."""
+    from tqdm.auto import tqdm
+
+    bars: dict[int, Any] = {}
+
+    def show(event: Progress) -> None:
+        bar = bars.get(event.level)
+        if bar is None or bar.desc != event.stage or bar.total != event.total:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(
+                total=event.total,
+                desc=event.stage,
+                position=event.level,
+                leave=event.level == 0,
+                file=sys.stderr,
+                disable=quiet,
+            )
+            bars[event.level] = bar
+        bar.n = event.current
+        postfix = {k: f"{v:.4g}" for k, v in event.metrics.items()}
+        if postfix:
+            bar.set_postfix(postfix, refresh=False)
+        bar.refresh()
+
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            show(event)
+    finally:
+        for bar in bars.values():
+            bar.close()
