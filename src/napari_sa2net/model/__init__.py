@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from .aua import AdaptiveUpAttention
+from .bundled import BUNDLED_DIR, DEFAULT_MODEL, bundled_model_path, list_bundled_models
+from .checkpoints import (
+    load_model,
+    load_state_dict_checked,
+    model_hash,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .devices import available_devices, resolve_device
 from .sa2 import ScaleAwareAttention
 from .sa2net import CONFIGS, SA2Net, SA2NetConfig, create_model
 
 __all__ = [
+    "BUNDLED_DIR",
     "CONFIGS",
+    "DEFAULT_MODEL",
     "AdaptiveUpAttention",
     "SA2Net",
     "SA2NetConfig",
     "ScaleAwareAttention",
+    "available_devices",
+    "bundled_model_path",
     "create_model",
+    "list_bundled_models",
+    "load_model",
+    "load_state_dict_checked",
+    "model_hash",
+    "read_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
 ]

@@ -15,6 +15,7 @@ auxiliary maps are returned on request in both train and eval mode, and any inpu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -122,6 +123,8 @@ class SA2Net(nn.Module):
         self.num_classes = num_classes
         self.normalization = normalization if normalization is not None else Normalization()
         self.metadata: dict[str, Any] = dict(metadata or {})
+        #: File the weights were loaded from (set by :func:`load_model`), for provenance.
+        self.checkpoint_path: Path | None = None
         self._encoder_frozen = False
 
         c = config.width
