@@ -12,6 +12,7 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .devices import available_devices, resolve_device
+from .reach import RECEPTIVE_FIELD_RADIUS, measure_reach, suggested_halo
 from .sa2 import ScaleAwareAttention
 from .sa2net import CONFIGS, SA2Net, SA2NetConfig, create_model
 
@@ -19,6 +20,7 @@ __all__ = [
     "BUNDLED_DIR",
     "CONFIGS",
     "DEFAULT_MODEL",
+    "RECEPTIVE_FIELD_RADIUS",
     "AdaptiveUpAttention",
     "SA2Net",
     "SA2NetConfig",
@@ -29,8 +31,10 @@ __all__ = [
     "list_bundled_models",
     "load_model",
     "load_state_dict_checked",
+    "measure_reach",
     "model_hash",
     "read_checkpoint",
     "resolve_device",
     "save_checkpoint",
+    "suggested_halo",
 ]
