@@ -1,0 +1,227 @@
+"""Merge: blend tile probabilities into whole-image probabilities, chunk by chunk.
+
+Every tile of a global :class:`~.tiling.TilePlan` belongs to the output chunk that holds its
+top-left pixel. One *group* task per chunk predicts its tiles and accumulates ``weight * prob`` and
+``weight`` (float64, so that a single contribution divides back to the exact float32 value) over
+the chunk plus the spill of its last tiles into the chunks below and to the right. The
+accumulation is returned in four parts — core, right spill, bottom spill, corner — so a *merge*
+task needs only its own core and the three spills that reach into it, and nothing larger than a
+spill stays in memory between tasks. Each tile is predicted exactly once and the result does not
+depend on the chunking (up to float64 summation order).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..normalization import Normalization
+from .predictor import Predictor, pad_tiles
+from .tiling import Tile, TilePlan
+
+#: Default spread (max - min of the normalized tile) below which a tile counts as empty.
+FLAT_RANGE = 0.02
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Output chunk boundaries: ``ys[i]:ys[i + 1]`` × ``xs[j]:xs[j + 1]``."""
+
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @classmethod
+    def regular(cls, shape: tuple[int, int], chunk: int) -> Chunking:
+        height, width = shape
+        return cls(
+            (*tuple(range(0, height, chunk)), height), (*tuple(range(0, width, chunk)), width)
+        )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return len(self.ys) - 1, len(self.xs) - 1
+
+    def bounds(self, i: int, j: int) -> tuple[int, int, int, int]:
+        return self.ys[i], self.ys[i + 1], self.xs[j], self.xs[j + 1]
+
+    def dask_chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(np.diff(self.ys).tolist()), tuple(np.diff(self.xs).tolist())
+
+
+def group_tiles(plan: TilePlan, chunking: Chunking) -> dict[tuple[int, int], list[Tile]]:
+    """Tiles of ``plan`` keyed by the chunk ``(i, j)`` that holds their top-left pixel."""
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for tile in plan:
+        i = int(np.searchsorted(chunking.ys, tile.y0, side="right")) - 1
+        j = int(np.searchsorted(chunking.xs, tile.x0, side="right")) - 1
+        groups.setdefault((i, j), []).append(tile)
+    return groups
+
+
+def group_extent(
+    tiles: list[Tile], bounds: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """Region ``(y0, y1, x0, x1)`` a group accumulates into: its chunk plus its tiles' spill."""
+    y0, y1, x0, x1 = bounds
+    return (
+        y0,
+        max([y1] + [t.y1 for t in tiles]),
+        x0,
+        max([x1] + [t.x1 for t in tiles]),
+    )
+
+
+def background_probabilities(num_classes: int) -> np.ndarray:
+    """Class probabilities of an empty tile: background 1 (class 0), or 0 for a 1-class map."""
+    probs = np.zeros(num_classes, np.float32)
+    if num_classes > 1:
+        probs[0] = 1.0
+    return probs
+
+
+def accumulate_group(
+    region: np.ndarray,
+    extent: tuple[int, int, int, int],
+    tiles: list[Tile],
+    plan: TilePlan,
+    predictor: Predictor,
+    stats: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    flat_range: float | None = FLAT_RANGE,
+) -> np.ndarray:
+    """Predict ``tiles`` and accumulate them over ``extent``.
+
+    Parameters
+    ----------
+    region : np.ndarray
+        Raw image pixels of ``extent``, ``YXC``.
+    extent : tuple of int
+        ``(y0, y1, x0, x1)`` of ``region`` in image coordinates.
+    stats : tuple of np.ndarray
+        Per-channel normalization ``(low, high)`` of the whole image.
+    flat_range : float or None
+        Tiles whose normalized values span less than this are not predicted but count as
+        background; ``None`` predicts every tile.
+
+    Returns
+    -------
+    np.ndarray
+        float64 ``(K + 1)×h×w``: ``sum(weight * prob)`` per class, then ``sum(weight)``.
+    """
+    y0, y1, x0, x1 = extent
+    acc = np.zeros((num_classes + 1, y1 - y0, x1 - x0), np.float64)
+    shape = (min(plan.tile, plan.shape[0]), min(plan.tile, plan.shape[1]))
+    size = predictor.batch_size
+    batches = [tiles[k : k + size] for k in range(0, len(tiles), size)]
+
+    def prepare(batch: list[Tile]) -> tuple[np.ndarray | None, list[bool]]:
+        data = [
+            Normalization.apply(region[t.y0 - y0 : t.y1 - y0, t.x0 - x0 : t.x1 - x0], *stats)
+            for t in batch
+        ]
+        flat = [flat_range is not None and float(np.ptp(d)) < flat_range for d in data]
+        todo = [d for d, f in zip(data, flat) if not f]
+        return (pad_tiles(todo, shape) if todo else None), flat
+
+    if not batches:
+        return acc
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(prepare, batches[0])
+        for k, batch in enumerate(batches):
+            arrays, flat = pending.result()
+            if k + 1 < len(batches):
+                pending = reader.submit(prepare, batches[k + 1])  # overlaps the forward pass
+            probs = predictor.predict_batch(arrays) if arrays is not None else None
+            _add_batch(acc, extent, batch, flat, probs, plan, num_classes)
+    return acc
+
+
+def _add_batch(
+    acc: np.ndarray,
+    extent: tuple[int, int, int, int],
+    batch: list[Tile],
+    flat: list[bool],
+    probs: np.ndarray | None,
+    plan: TilePlan,
+    num_classes: int,
+) -> None:
+    y0, _, x0, _ = extent
+    empty = background_probabilities(num_classes)
+    k = 0
+    for tile, is_flat in zip(batch, flat):
+        h, w = tile.shape
+        weight = plan.window(tile).astype(np.float64)
+        ys, xs = slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0)
+        if is_flat:
+            acc[:num_classes, ys, xs] += empty[:, None, None] * weight
+        else:
+            acc[:num_classes, ys, xs] += probs[k, :, :h, :w] * weight
+            k += 1
+        acc[num_classes, ys, xs] += weight
+
+
+def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
+    """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges."""
+    height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
+    return (
+        acc[:, :height, :width],
+        acc[:, :height, width:],
+        acc[:, height:, :width],
+        acc[:, height:, width:],
+    )
+
+
+def merge_chunk(
+    shape: tuple[int, int],
+    num_classes: int,
+    core: np.ndarray | None,
+    left: np.ndarray | None = None,
+    top: np.ndarray | None = None,
+    top_left: np.ndarray | None = None,
+) -> np.ndarray:
+    """Probabilities ``K×h×w`` float32 of one chunk from its core and its neighbours' spills.
+
+    ``left`` is the right spill of the chunk to the left, ``top`` the bottom spill of the chunk
+    above, ``top_left`` the corner spill of the chunk diagonally above-left.
+    """
+    acc = np.zeros((num_classes + 1, *shape), np.float64)
+    for part in (core, left, top, top_left):
+        if part is not None and part.size:
+            h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
+            acc[:, :h, :w] += part[:, :h, :w]
+    weight = acc[num_classes]
+    if not np.all(weight > 0):
+        raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
+    return (acc[:num_classes] / weight).astype(np.float32)
+
+
+def predict_in_memory(
+    image: np.ndarray,
+    plan: TilePlan,
+    predictor: Predictor,
+    stats: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    flat_range: float | None = FLAT_RANGE,
+) -> np.ndarray:
+    """Tiled probabilities ``K×H×W`` float32 of an in-memory ``YXC`` image (one chunk)."""
+    height, width = plan.shape
+    tiles = plan.tiles()
+    acc = accumulate_group(
+        np.asarray(image),
+        (0, height, 0, width),
+        tiles,
+        plan,
+        predictor,
+        stats,
+        num_classes,
+        flat_range,
+    )
+    return merge_chunk((height, width), num_classes, acc)
+
+
+def describe(plan: TilePlan, chunking: Chunking) -> dict[str, Any]:
+    """Tiling facts for provenance."""
+    return {**plan.to_dict(), "chunks": [int(chunking.ys[1]), int(chunking.xs[1])]}
