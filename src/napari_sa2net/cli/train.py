@@ -1,0 +1,99 @@
+"""``sa2net train``: train a model from folders of image / label pairs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from folders of image/label pairs",
+        description=(
+            "Train SA2-Net on images/NAME.tif + labels/NAME.tif (instance ids, 0 = background). "
+            "OUT is the best checkpoint (by validation score); OUT.last.pt and "
+            "OUT.last.state.pt hold the latest epoch for --resume. Without --val-images, 10%% "
+            "of the training images (at least one) are held out for validation."
+        ),
+    )
+    parser.add_argument("--images", type=Path, required=True, help="folder of training images")
+    parser.add_argument("--labels", type=Path, required=True, help="folder of instance labels")
+    parser.add_argument("--val-images", type=Path, help="folder of validation images")
+    parser.add_argument("--val-labels", type=Path, help="folder of validation labels")
+    parser.add_argument("--config", default="sa2net-small", help="model configuration name")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="total number of epochs (default 100)")
+    budget.add_argument(
+        "--time-budget", type=float, metavar="MINUTES", help="stop after the epoch that crosses it"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--mode", choices=("instance", "binary"), default="instance")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=256, help="side of the training crops")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the pixels")
+    parser.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    parser.add_argument("--resume", type=Path, help="continue from OUT.last.pt of an earlier run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def _log_epochs(job):
+    """Pass events through, writing one line per finished epoch (kept in logs, unlike bars)."""
+    from tqdm.auto import tqdm
+
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if event.level == 0 and event.metrics:
+            scores = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            tqdm.write(f"epoch {event.current}: {scores}")
+        yield event
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._progress import run_job
+    from ..engine.train import TrainConfig, train_job
+    from ._bar import drive
+
+    cfg = TrainConfig(
+        images=args.images,
+        labels=args.labels,
+        out=args.out,
+        val_images=args.val_images,
+        val_labels=args.val_labels,
+        config=args.config,
+        mode=args.mode,
+        epochs=args.epochs,
+        time_budget_minutes=args.time_budget,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        val_every=args.val_every,
+    )
+    job = train_job(cfg)
+    first = next(job)  # data loaded and device resolved: say where training runs
+    print(first.message)
+    # drive(quiet=True) trips over disabled tqdm bars; quiet runs need no bars anyway.
+    events = _log_epochs(job)
+    result = run_job(events) if args.quiet else drive(events)
+    print(f"stopped after epoch {result.epochs_done} ({result.stopped}) on {result.device}")
+    if result.best_path is not None:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "lr")
+        print(f"best epoch {result.best_epoch}: {scores}")
+        print(f"best checkpoint: {result.best_path}")
+    print(f"last checkpoint: {result.last_path}")
+    return 0
