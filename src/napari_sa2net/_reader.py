@@ -1,0 +1,94 @@
+"""napari reader for the label images this plugin writes (OME-Zarr label pyramids, label TIFFs).
+
+Only files carrying the plugin's provenance (``"napari_sa2net"`` in the zarr root attributes or
+in the TIFF ImageDescription JSON) are claimed, so other TIFFs and zarr stores fall through to
+napari's own readers. The data stays lazy: every pyramid level is a dask array.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+METADATA_KEY = "napari_sa2net"  # the key io.writers stores provenance under
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _zarr_attrs(path: Path) -> dict[str, Any]:
+    """Root attributes of a zarr v2 (``.zattrs``) or v3 (``zarr.json``) store, without zarr."""
+    for name, key in ((".zattrs", None), ("zarr.json", "attributes")):
+        file = path / name
+        if file.is_file():
+            try:
+                attrs = json.loads(file.read_text())
+            except (OSError, ValueError):
+                return {}
+            return dict(attrs.get(key, {}) if key else attrs)
+    return {}
+
+
+def _tiff_is_ours(path: Path) -> bool:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            description = tif.pages[0].description or ""
+    except Exception:  # not a readable TIFF: not ours to open
+        return False
+    return description.lstrip().startswith("{") and f'"{METADATA_KEY}"' in description
+
+
+def _is_ours(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix == ".zarr" and path.is_dir():
+        return METADATA_KEY in _zarr_attrs(path)
+    if suffix in (".tif", ".tiff") and path.is_file():
+        return _tiff_is_ours(path)
+    return False
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
+    """Return :func:`read_sa2net_labels` when ``path`` is a label output of this plugin."""
+    if isinstance(path, list):
+        if not path or not all(_is_ours(Path(p)) for p in path):
+            return None
+    elif not _is_ours(Path(path)):
+        return None
+    return read_sa2net_labels
+
+
+def _levels(path: Path) -> int:
+    multiscales = _zarr_attrs(path).get("multiscales") or [{}]
+    return max(1, len(multiscales[0].get("datasets", [])))
+
+
+def _read_one(path: Path) -> LayerData:
+    from .io import open_image, read_labels
+
+    labels, metadata = read_labels(path)
+    data: Any = labels
+    if path.is_dir() and _levels(path) > 1:
+        data = [labels] + [read_labels(path, level=i)[0] for i in range(1, _levels(path))]
+    pixel_size = open_image(path).pixel_size
+    meta: dict[str, Any] = {"name": path.stem, "metadata": {METADATA_KEY: metadata}}
+    if pixel_size is not None:
+        meta["scale"] = tuple(float(s) for s in pixel_size)
+    if isinstance(data, list):
+        meta["multiscale"] = True
+    return data, meta, "labels"
+
+
+def read_sa2net_labels(path: str | list[str]) -> list[LayerData]:
+    """Read one or more label outputs lazily as napari Labels layer data.
+
+    Returns
+    -------
+    list of (data, metadata, "labels")
+        ``data`` is a ``Y×X`` dask array, or a list of them (level 0 first) for a pyramid; the
+        provenance dictionary is in the layer metadata under ``"napari_sa2net"``.
+    """
+    paths = path if isinstance(path, list) else [path]
+    return [_read_one(Path(p)) for p in paths]
