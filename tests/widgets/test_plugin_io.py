@@ -62,7 +62,7 @@ def test_writer_rejects_unknown_extensions_with_the_fix(tmp_path):
 
 
 def test_sample_data_is_real_and_small():
-    [(nuclei, nmeta, nkind)] = _sample_data.nuclei_fluorescence()
+    [(nuclei, _, nkind)] = _sample_data.nuclei_fluorescence()
     [(he, hmeta, hkind)] = _sample_data.he_region()
     assert (nkind, hkind) == ("image", "image")
     assert nuclei.shape == (512, 512) and nuclei.dtype == np.uint16 and nuclei.std() > 50
