@@ -187,6 +187,7 @@ class _Run:
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self.elapsed_before = 0.0
+        self._next: tuple[np.ndarray, np.ndarray] | None = None
         self.names = {"train": [it.name for it in train], "val": [it.name for it in val]}
         self.resume_note = self._restore() if cfg.resume else ""
 
@@ -207,7 +208,7 @@ class _Run:
         return f"; resumed at epoch {self.epoch}"
 
     def train_step(self) -> float:
-        x, y = self.sampler.batch(self.cfg.batch_size)
+        x, y = self._next if self._next is not None else self.sampler.batch(self.cfg.batch_size)
         x = torch.from_numpy(x).to(self.device, non_blocking=True)
         y = torch.from_numpy(y).to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
@@ -217,6 +218,8 @@ class _Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        # Sample the next batch while an accelerator still works on this one (float() syncs).
+        self._next = self.sampler.batch(self.cfg.batch_size)
         return float(loss.detach())
 
     def metadata(self, metrics: dict[str, float], started: float) -> dict[str, Any]:
