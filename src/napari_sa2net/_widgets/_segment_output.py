@@ -1,0 +1,86 @@
+"""Where segment results go and how they come back as a Labels layer (lazily when large)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._layers import lazy_level0, yx_transform
+
+#: Results of images above this many pixels are written to disk (OME-Zarr) even when the user
+#: chose no folder: a temporary folder is used, so memory holds only the tiles on screen.
+IN_MEMORY_MAX_PIXELS = 8192 * 8192
+
+
+def describe_layer(layer: Any) -> str:
+    """One line on a layer's size and storage: ``"2048×2048 uint16, dask (lazy), 4 levels"``."""
+    data = lazy_level0(layer)
+    shape = "×".join(str(s) for s in data.shape)
+    kind = "in memory" if isinstance(layer.data, np.ndarray) else "lazy"
+    levels = f", {len(layer.data)} levels" if layer.multiscale else ""
+    planes = " (segments the current plane)" if layer.ndim > 2 else ""
+    return f"{shape} {data.dtype}, {kind}{levels}{planes}"
+
+
+def _safe_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
+
+
+def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Path | None:
+    """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
+
+    A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken); without a
+    folder, images above :data:`IN_MEMORY_MAX_PIXELS` go to a new temporary folder.
+    """
+    if folder is None:
+        if int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS:
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="sa2net-"))
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} is a file; choose a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{_safe_stem(name)}_labels"
+    target, n = folder / f"{stem}.zarr", 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}-{n}.zarr"
+    return target
+
+
+def _result_data(result: Any) -> tuple[Any, dict[str, Any]]:
+    """Labels (numpy, dask or a lazy pyramid read from the written store) and provenance."""
+    path = getattr(result, "path", None)
+    if path is not None and Path(path).exists():
+        from .._reader import read_sa2net_labels
+
+        [(data, meta, _)] = read_sa2net_labels(str(path))
+        return data, meta.get("metadata", {})
+    return result.labels, {"napari_sa2net": dict(getattr(result, "metadata", {}) or {})}
+
+
+def object_count(result: Any, data: Any) -> int:
+    """Objects found: the job's own count, else the largest id of an in-memory result."""
+    for name in ("n_objects", "num_objects", "count"):
+        value = getattr(result, name, None)
+        if value is not None:
+            return int(value)
+    if isinstance(data, np.ndarray):
+        return int(np.unique(data[data > 0]).size)
+    return -1
+
+
+def add_result_layer(viewer: Any, result: Any, image_layer: Any) -> tuple[Any, int]:
+    """Add the labels of ``result`` over ``image_layer`` (same Y/X scale and translate)."""
+    data, metadata = _result_data(result)
+    layer = viewer.add_labels(
+        data,
+        name=f"{image_layer.name} labels",
+        multiscale=isinstance(data, list),
+        metadata=metadata,
+        **yx_transform(image_layer),
+    )
+    return layer, object_count(result, data)

@@ -1,0 +1,187 @@
+"""The "SA2-Net segment" dock widget: pick an image layer and a model, run tiled inference.
+
+The widget holds no compute: it collects the choices, builds
+``napari_sa2net.inference.segment_job(...)`` and hands it to :func:`._runner.start_job`; the
+result becomes a Labels layer with the image's scale and translate (read lazily from disk when
+the job wrote a zarr store).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QVBoxLayout, QWidget
+
+from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
+from ._form import RunBar, form_group, note
+from ._layers import LayerCombo, current_plane, layer_channels, lazy_level0
+from ._runner import start_job
+from ._segment_output import add_result_layer, describe_layer, output_target
+
+OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
+
+
+class SegmentWidget(QWidget):
+    """Dock widget running SA2-Net on an image layer and adding the instance labels."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        from napari.layers import Image
+
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self._started = 0.0
+        self.image = LayerCombo(napari_viewer, Image)
+        self.channel = QComboBox()
+        self.info = note("")
+        self.model = ModelPicker()
+        self.device = DevicePicker()
+        self.tile = AutoSpinBox(8192, step=64, minimum=64)
+        self.overlap = AutoSpinBox(1024, step=16, minimum=0)
+        self.batch = AutoSpinBox(256)
+        self.estimate = note("Tile, overlap and batch are chosen from the free memory.")
+        self.interior = _threshold(0.5)
+        self.foreground = _threshold(0.5)
+        self.min_size = QSpinBox()
+        self.min_size.setRange(0, 100_000)
+        self.min_size.setValue(16)
+        self.min_size.setSuffix(" px")
+        self.output = PathEdit("folder", "in memory; a temporary folder for huge images")
+        self.bar = RunBar("Run")
+        self._build()
+        self.image.currentIndexChanged.connect(self._on_image)
+        self.bar.run.clicked.connect(self.run)
+        self.bar.cancel.clicked.connect(self.cancel)
+        self._on_image()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setSpacing(6)
+        layout.addWidget(form_group("Input", [
+            ("Image", self.image, "The image layer to segment (2-D, RGB, or the current plane)."),
+            ("Channel", self.channel, "Which channel(s) the model sees."),
+            ("", self.info, ""),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Model", [
+            ("Model", self.model, ""),
+            ("Device", self.device, ""),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Tiling", [
+            ("Tile", self.tile, "Tile side in pixels; 'auto' fits the device memory."),
+            ("Overlap", self.overlap, OVERLAP_TIP),
+            ("Batch", self.batch, "Tiles per forward pass; 'auto' fits the device memory."),
+            ("", self.estimate, ""),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Objects", [
+            ("Seed threshold", self.interior, "Interior probability that starts an object."),
+            ("Foreground", self.foreground, "Probability above which a pixel is nucleus."),
+            ("Min size", self.min_size, "Objects with fewer pixels are removed."),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Output", [
+            ("Folder", self.output, "Large results are written here as OME-Zarr and opened "
+             "lazily; leave empty to keep small results in memory."),
+        ]))  # fmt: skip
+        layout.addWidget(self.bar)
+        layout.addStretch(1)
+
+    def _on_image(self, *_: Any) -> None:
+        layer = self.image.layer()
+        self.channel.clear()
+        if layer is None:
+            self.info.setText("Open an image (File > Open, or File > Open Sample > SA2-Net).")
+            self.bar.run.setEnabled(False)
+            return
+        channels = layer_channels(layer)
+        if channels > 1:
+            self.channel.addItem(f"all {channels} (RGB)", None)
+            for index, name in enumerate(("red", "green", "blue", "alpha")[:channels]):
+                self.channel.addItem(f"{index}: {name}", index)
+        else:
+            self.channel.addItem("single channel", None)
+        self.channel.setEnabled(channels > 1)
+        self.info.setText(describe_layer(layer))
+        self.bar.run.setEnabled(self.worker is None)
+
+    def job_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``segment_job`` from the current choices."""
+        layer = self.image.layer()
+        if layer is None:
+            raise ValueError("no image layer: open an image first")
+        image, _ = current_plane(layer, self.viewer)
+        model = self.model.model()
+        if model is None:
+            raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
+        out = output_target(self.output.path(), layer.name, lazy_level0(layer).shape)
+        return {
+            "image": image,
+            "model": model,
+            "channel": self.channel.currentData(),
+            "device": self.device.device(),
+            "tile": self.tile.auto_value(),
+            "overlap": self.overlap.auto_value(),
+            "batch_size": self.batch.auto_value(),
+            "interior_threshold": self.interior.value(),
+            "foreground_threshold": self.foreground.value(),
+            "min_size": self.min_size.value(),
+            "out": out,
+        }
+
+    def run(self) -> None:
+        """Start segmenting the chosen layer in a worker thread."""
+        from napari.utils.notifications import show_error
+
+        from ..inference import segment_job
+
+        try:
+            arguments = self.job_arguments()
+        except ValueError as err:
+            show_error(f"SA2-Net segment: {err}")
+            return
+        layer = self.image.layer()
+        self._started = time.monotonic()
+        self.bar.busy(True)
+        self.bar.say("starting…")
+        self.worker = start_job(
+            segment_job(**arguments),
+            title="SA2-Net segment",
+            on_result=lambda result: self._done(result, layer),
+            on_progress=self._progress,
+            on_error=lambda err: self.bar.say(f"failed: {err}"),
+            on_finished=self._finished,
+        )
+
+    def cancel(self) -> None:
+        """Stop the running job at its next tile batch; its partial output is removed."""
+        if self.worker is not None:
+            self.bar.say("cancelling…")
+            self.worker.quit()
+
+    def _progress(self, event: Any) -> None:
+        if event.message and event.level == 0:
+            self.estimate.setText(event.message)
+        done = f"{event.current}/{event.total}" if event.total else str(event.current)
+        self.bar.say(f"{event.stage} {done}  ({time.monotonic() - self._started:.0f} s)")
+
+    def _done(self, result: Any, layer: Any) -> None:
+        labels_layer, count = add_result_layer(self.viewer, result, layer)
+        seconds = time.monotonic() - self._started
+        self.bar.say(f"{count} objects in {seconds:.1f} s → layer '{labels_layer.name}'")
+
+    def _finished(self) -> None:
+        if self.worker is not None and self.worker.abort_requested:
+            self.bar.say("cancelled; no output was kept")
+        self.worker = None
+        self.bar.busy(False)
+
+
+def _threshold(value: float) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.01, 0.99)
+    box.setSingleStep(0.05)
+    box.setDecimals(2)
+    box.setValue(value)
+    return box
+
+
+__all__ = ["SegmentWidget"]
