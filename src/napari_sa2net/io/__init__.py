@@ -1,0 +1,40 @@
+"""Paths in, lazy arrays out; writers that never leave a half-written file.
+
+Everything is re-exported lazily (module ``__getattr__``) so that ``import napari_sa2net.io``
+loads neither dask, zarr nor tifffile; the submodule is imported on first use of a name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    "ImageSource": "source",
+    "open_image": "images",
+    "atomic_path": "atomic",
+    "write_labels_tiff": "writers",
+    "write_ome_zarr_labels": "writers",
+    "read_labels": "labels",
+    "LabelStore": "label_store",
+    "create_label_store": "label_store",
+    "finalize_label_store": "label_store",
+    "find_image_label_pairs": "folders",
+    "read_image_plane": "folders",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

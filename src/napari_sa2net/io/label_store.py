@@ -1,0 +1,267 @@
+"""Incremental OME-Zarr label stores: write level 0 block by block, then finalize atomically.
+
+Layout of a finished store ``NAME.zarr`` (zarr format 2, OME-NGFF 0.4, readable by
+napari-ome-zarr / ome-zarr-py and by :func:`napari_sa2net.io.read_labels`)::
+
+    NAME.zarr/.zattrs   multiscales (axes y, x), image-label, napari_sa2net (provenance)
+    NAME.zarr/0         level 0, uint32 labels, Y×X, chunks ``chunks``
+    NAME.zarr/1, 2 ...  2× strided levels ([::2, ::2], so ids stay ids) until the largest side
+                        is below ``PYRAMID_MIN`` pixels
+
+Until :meth:`LabelStore.finalize` renames it, the store lives at a hidden sibling
+``.NAME.zarr.partial-<pid>-<rand>`` that :meth:`LabelStore.abort` (or leaving the ``with``
+block by an exception) deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import check_writable, commit, disk_full_error, new_partial, remove_path
+from .ngff import METADATA_KEY, ngff_attrs, to_json
+
+#: Levels are added while the largest side of the last one is at least this many pixels.
+PYRAMID_MIN = 1024
+
+
+def _create_array(group: Any, name: str, shape: tuple[int, ...], chunks: Any, dtype: Any) -> Any:
+    from numcodecs import Blosc
+
+    chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        fill_value=0,
+        compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+
+
+class _WriteGuard:
+    """Counts writes in flight; once closed, refuses new ones and waits for the running ones.
+
+    When one dask task fails, ``da.store`` raises while other threads may still be writing
+    chunks; deleting the store then would race with them and leave a half-deleted folder.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the label store was aborted; nothing more is written")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout: float = 120.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._active == 0, timeout)
+
+
+class GuardedArray:
+    """Level 0 of a :class:`LabelStore` as a ``da.store`` target for the local schedulers."""
+
+    def __init__(self, array: Any, guard: _WriteGuard) -> None:
+        self._array, self._guard = array, guard
+        self.shape, self.dtype, self.chunks = array.shape, array.dtype, array.chunks
+        self.ndim = len(self.shape)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._guard.writing():
+            self._array[key] = value
+
+
+@dataclass
+class LabelStore:
+    """A label store being written; see the module docstring for the layout.
+
+    Attributes
+    ----------
+    final_path : Path
+        Where :meth:`finalize` puts the store.
+    partial : Path
+        The hidden temporary store written meanwhile.
+    shape, chunks : tuple of int
+        ``(height, width)`` of level 0 and its chunk shape.
+    dtype : numpy.dtype
+        Label type (uint32 by default).
+    overwrite : bool
+        Whether :meth:`finalize` may replace an existing ``final_path``.
+    """
+
+    final_path: Path
+    partial: Path
+    shape: tuple[int, int]
+    chunks: tuple[int, int]
+    dtype: np.dtype
+    overwrite: bool = False
+    finalized: bool = field(default=False, init=False)
+    _guard: _WriteGuard = field(default_factory=_WriteGuard, init=False, repr=False)
+
+    @property
+    def array(self) -> Any:
+        """Level 0 as a plain writable zarr array (picklable, for ``dask.distributed``).
+
+        Write whole chunks (two writers of one chunk overwrite each other). A distributed
+        caller must stop its tasks (``client.cancel``) before :meth:`abort`.
+        """
+        import zarr
+
+        return zarr.open_array(str(self.partial / "0"), mode="r+")
+
+    @property
+    def target(self) -> GuardedArray:
+        """Level 0 as a ``da.store`` target that :meth:`abort` can stop (local schedulers)."""
+        return GuardedArray(self.array, self._guard)
+
+    def write_block(self, y: int, x: int, block: np.ndarray) -> None:
+        """Write a ``Y×X`` block of labels with its top-left corner at ``(y, x)``."""
+        block = np.asarray(block)
+        self.target[y : y + block.shape[0], x : x + block.shape[1]] = block
+
+    def finalize(
+        self,
+        metadata: Mapping[str, Any] | None = None,
+        pixel_size: tuple[float, float] | None = None,
+    ) -> Path:
+        """Build the pyramid, write the metadata and rename the store into place; returns it."""
+        try:
+            shapes = _build_pyramid(self.partial, self.chunks)
+            _write_attrs(self.partial, shapes, metadata, pixel_size, self.final_path)
+            commit(self.partial, self.final_path, self.overwrite)
+        except BaseException as err:
+            self.abort()
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise disk_full_error(self.final_path) from err
+            raise
+        self.finalized = True
+        return self.final_path
+
+    def abort(self) -> None:
+        """Stop writes through :attr:`target`, then delete the temporary store."""
+        self._guard.close()
+        remove_path(self.partial)
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.finalized:
+            self.abort()
+
+
+def _build_pyramid(root: Path, chunks: tuple[int, int]) -> list[tuple[int, int]]:
+    import dask.array as da
+    import zarr
+
+    group = zarr.open_group(str(root), mode="r+")
+    level = group["0"]
+    shapes = [tuple(level.shape)]
+    while max(shapes[-1]) >= PYRAMID_MIN:
+        down = da.from_zarr(level)[::2, ::2]
+        level = _create_array(group, str(len(shapes)), down.shape, chunks, level.dtype)
+        da.store(down.rechunk(level.chunks), level, lock=False)
+        shapes.append(tuple(level.shape))
+    return shapes
+
+
+def _write_attrs(
+    root: Path,
+    shapes: list[tuple[int, int]],
+    metadata: Mapping[str, Any] | None,
+    pixel_size: tuple[float, float] | None,
+    final: Path,
+) -> None:
+    import zarr
+
+    from .source import stem_of
+
+    attrs = ngff_attrs(stem_of(final), shapes, pixel_size)
+    provenance = to_json(metadata)
+    if pixel_size is not None:
+        provenance.setdefault("pixel_size", [float(p) for p in pixel_size])
+    attrs[METADATA_KEY] = provenance
+    zarr.open_group(str(root), mode="r+").attrs.update(attrs)
+
+
+def create_label_store(
+    path: str | Path,
+    shape: tuple[int, int],
+    chunks: tuple[int, int] = (1024, 1024),
+    dtype: Any = np.uint32,
+    overwrite: bool = False,
+) -> LabelStore:
+    """Create an empty label store at a temporary sibling of ``path`` for incremental writing.
+
+    Parameters
+    ----------
+    path : path-like
+        Final location, e.g. ``out/slide.zarr``.
+    shape : (int, int)
+        ``(height, width)`` of the labels.
+    chunks : (int, int)
+        Chunk shape of every level.
+    dtype : dtype
+        Integer label type; uint32 (the default) holds 4 billion objects and napari reads it.
+    overwrite : bool
+        Allow replacing an existing ``path`` at :meth:`LabelStore.finalize`.
+
+    Returns
+    -------
+    LabelStore
+        Use as ``with create_label_store(...) as store: store.write_block(...);
+        store.finalize(metadata)``; leaving the block without finalizing deletes it.
+
+    Raises
+    ------
+    FileExistsError, PermissionError, ValueError
+        Existing output without ``overwrite``; unwritable folder; bad shape, chunks or dtype.
+    """
+    import zarr
+
+    shape = tuple(int(n) for n in shape)
+    chunks = tuple(int(n) for n in chunks)
+    if len(shape) != 2 or min(shape) < 1 or len(chunks) != 2 or min(chunks) < 1:
+        raise ValueError(f"need a 2-D (Y, X) shape and chunks, got shape={shape} chunks={chunks}")
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui":
+        raise ValueError(f"labels need an integer dtype, got {dtype}; use numpy.uint32")
+    final = Path(path).absolute()
+    check_writable(final, overwrite)
+    partial = new_partial(final)
+    try:
+        group = zarr.open_group(str(partial), mode="w", zarr_format=2)
+        _create_array(group, "0", shape, chunks, dtype)
+    except BaseException:
+        remove_path(partial)
+        raise
+    return LabelStore(final, partial, shape, chunks, dtype, overwrite)  # type: ignore[arg-type]
+
+
+def finalize_label_store(
+    store: LabelStore,
+    metadata: Mapping[str, Any] | None = None,
+    pixel_size: tuple[float, float] | None = None,
+) -> Path:
+    """Function form of :meth:`LabelStore.finalize`."""
+    return store.finalize(metadata, pixel_size)

@@ -1,0 +1,119 @@
+"""Zarr arrays (format 2 and 3) and OME-Zarr multiscale images, opened lazily with dask.
+
+OME-Zarr metadata is read from the group attributes: ``multiscales`` (NGFF 0.4 and older) or
+``ome.multiscales`` (NGFF 0.5). Axes come from the ``axes`` entry, the zarr 3
+``dimension_names`` or xarray's ``_ARRAY_DIMENSIONS``; without any of them the small-axis rule
+of :func:`napari_sa2net.io.source.guess_axes` applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .source import (
+    Channel,
+    ImageSource,
+    Plane,
+    grow_chunks,
+    guess_axes,
+    normalize_axes,
+    stem_of,
+    to_yxc,
+)
+
+_UM_PER_UNIT = {"nanometer": 1e-3, "micrometer": 1.0, "millimeter": 1e3, "centimeter": 1e4}
+
+
+def multiscales_of(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The NGFF ``multiscales`` list of a group's attributes (0.4 or 0.5 layout), or None."""
+    if "multiscales" in attrs:
+        return list(attrs["multiscales"])
+    ome = attrs.get("ome")
+    if isinstance(ome, Mapping) and "multiscales" in ome:
+        return list(ome["multiscales"])
+    return None
+
+
+def _array_axes(array: Any) -> str | None:
+    names = getattr(array.metadata, "dimension_names", None)
+    if not names or None in names:
+        names = array.attrs.get("_ARRAY_DIMENSIONS")
+    if names and all(isinstance(n, str) and len(n) == 1 for n in names):
+        return "".join(names).upper()
+    return None
+
+
+def _ngff_axes(multiscale: Mapping[str, Any], ndim: int) -> str:
+    axes = multiscale.get("axes")
+    if axes is None:  # NGFF 0.1/0.2: always 5-D TCZYX
+        return "TCZYX"[-ndim:]
+    names = [a["name"] if isinstance(a, Mapping) else a for a in axes]
+    return "".join(str(n)[0] for n in names).upper()
+
+
+def _ngff_pixel_size(multiscale: Mapping[str, Any], level: int) -> tuple[float, float] | None:
+    axes = multiscale.get("axes") or []
+    transforms = multiscale["datasets"][level].get("coordinateTransformations") or []
+    scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
+    if scale is None or len(axes) != len(scale) or not all(isinstance(a, Mapping) for a in axes):
+        return None
+    names = [a.get("name", "").lower() for a in axes]
+    if "y" not in names or "x" not in names:
+        return None
+    sizes = []
+    for axis in ("y", "x"):
+        i = names.index(axis)
+        factor = _UM_PER_UNIT.get(axes[i].get("unit", ""))
+        if factor is None:
+            return None
+        sizes.append(float(scale[i]) * factor)
+    return sizes[0], sizes[1]
+
+
+def _open_multiscale(group: Any, level: int, path: Path) -> tuple[Any, str, Any]:
+    multiscale = multiscales_of(group.attrs)[0]
+    datasets = multiscale["datasets"]
+    if not 0 <= level < len(datasets):
+        raise ValueError(
+            f"level {level} is out of range: {path} has levels 0..{len(datasets) - 1}"
+        )
+    array = group[datasets[level]["path"]]
+    return array, _ngff_axes(multiscale, array.ndim), _ngff_pixel_size(multiscale, level)
+
+
+def open_zarr(
+    path: Path,
+    *,
+    channel: Channel = None,
+    level: int = 0,
+    plane: Plane = None,
+    axes: str | None = None,
+) -> ImageSource:
+    """Open a zarr array or an OME-Zarr multiscale image lazily (see ``open_image``)."""
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as err:  # zarr raises several types for missing or broken metadata
+        raise ValueError(f"cannot read {path} as zarr: {err}; is the store complete?") from err
+    pixel_size = None
+    if isinstance(node, zarr.Group):
+        if multiscales_of(node.attrs) is None:
+            names = sorted(node.array_keys())
+            raise ValueError(
+                f"{path} is a zarr group without OME-Zarr multiscales metadata; pass the path of "
+                f"one of its arrays instead ({', '.join(names) or 'it has none'})"
+            )
+        node, file_axes, pixel_size = _open_multiscale(node, level, path)
+    else:
+        if level != 0:
+            raise ValueError(f"level={level} needs an OME-Zarr multiscale; {path} is an array")
+        file_axes = _array_axes(node) or guess_axes(node.shape)
+    yxc_axes = normalize_axes(axes or file_axes, node.shape)
+    data = da.from_zarr(node, chunks=grow_chunks(node.shape, node.chunks, yxc_axes))
+    data, rgb = to_yxc(data, yxc_axes, channel=channel, plane=plane, rgb=False)
+    return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb)
