@@ -105,7 +105,7 @@ def _grow_seeds(
     seeds, _ = ndi.label(interior, structure=_EIGHT)
     # Small seeds are noise inside an object; dropping them keeps the object whole.
     seeds = _remove_small(seeds, max(1, min_size // 4))
-    labels = watershed(background, markers=seeds, mask=foreground)
+    labels = watershed(background, markers=seeds, mask=foreground, connectivity=2)
     orphans, n_orphans = ndi.label(foreground & (labels == 0), structure=_EIGHT)
     if n_orphans:
         offset = int(labels.max(initial=0))

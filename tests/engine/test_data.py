@@ -1,0 +1,108 @@
+"""Training targets and the random-crop sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sa2net.engine.data import (
+    IGNORE,
+    Augmentation,
+    CropSampler,
+    labels_to_classes,
+    load_labelled_folder,
+    make_target,
+)
+from napari_sa2net.engine.metrics import aggregated_jaccard_index, instance_f1
+from napari_sa2net.inference.postprocess import probabilities_to_instances
+
+from .conftest import touching_nuclei
+
+
+def test_labels_to_classes_hand_case():
+    labels = np.zeros((5, 8), np.uint16)
+    labels[1:4, 1:4] = 1
+    labels[1:4, 4:7] = 2  # touches object 1
+    target = labels_to_classes(labels)
+    expected = np.zeros((5, 8), np.uint8)
+    expected[1:4, 1:7] = 2
+    expected[2, 2] = expected[2, 5] = 1  # only the centres are interior
+    np.testing.assert_array_equal(target, expected)
+
+
+def test_image_edge_is_not_a_boundary():
+    labels = np.ones((4, 4), np.uint16)
+    assert np.all(labels_to_classes(labels) == 1)
+    assert np.all(labels_to_classes(labels, boundary_width=2) == 1)
+    with pytest.raises(ValueError, match="boundary_width"):
+        labels_to_classes(labels, boundary_width=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_targets_round_trip_to_instances(seed):
+    # 20 touching convex objects; very crowded scenes make slivers that a 1-px ring splits.
+    labels = touching_nuclei((128, 128), n=20, radius=10, seed=seed)
+    assert (labels_to_classes(labels) == 2).sum() > 300  # many shared borders
+    onehot = np.eye(3, dtype=np.float32)[labels_to_classes(labels)].transpose(2, 0, 1)
+    instances = probabilities_to_instances(onehot, "instance", min_size=0)
+    assert instance_f1(labels, instances, 0.5).f1 == 1.0
+    assert instance_f1(labels, instances, 0.75).f1 == 1.0
+    assert aggregated_jaccard_index(labels, instances) > 0.99
+
+
+def test_binary_target():
+    labels = touching_nuclei(seed=3)
+    np.testing.assert_array_equal(make_target(labels, "binary"), labels > 0)
+    with pytest.raises(ValueError, match="mode"):
+        make_target(labels, "semantic")
+
+
+def sampler(seed: int = 0, **kwargs) -> CropSampler:
+    labels = [touching_nuclei((80, 100), seed=s) for s in range(2)]
+    images = [np.random.default_rng(s).random((80, 100, 2), dtype=np.float32) for s in range(2)]
+    targets = [labels_to_classes(lab) for lab in labels]
+    return CropSampler(images, targets, kwargs.pop("crop", 64), seed=seed, **kwargs)
+
+
+def test_batches_have_the_right_shapes_and_values():
+    x, y = sampler().batch(5)
+    assert x.shape == (5, 2, 64, 64) and x.dtype == np.float32
+    assert y.shape == (5, 64, 64) and y.dtype == np.uint8
+    assert set(np.unique(y)) <= {0, 1, 2, IGNORE}
+
+
+def test_sampling_is_deterministic_with_a_seed():
+    a, b, c = sampler(7).batch(4), sampler(7).batch(4), sampler(8).batch(4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_rotated_crops_pad_with_ignore_and_keep_classes():
+    s = sampler(augmentation=Augmentation(p_affine=1.0, max_rotation=30, scale_range=(0.8, 1.2)))
+    x, y = s.batch(8)
+    assert set(np.unique(y)) <= {0, 1, 2, IGNORE}
+    assert np.isfinite(x).all()
+
+
+def test_small_images_are_padded_and_padding_ignored():
+    s = sampler(crop=128, augmentation=None)
+    x, y = s.batch(3)
+    assert x.shape == (3, 2, 128, 128)
+    assert np.all(y[:, 80:, :] == IGNORE) and np.all(y[:, :, 100:] == IGNORE)
+
+
+def test_foreground_bias_finds_sparse_objects():
+    target = np.zeros((400, 400), np.uint8)
+    target[10:20, 300:310] = 1
+    image = np.zeros((400, 400, 1), np.float32)
+    biased = CropSampler([image], [target], 32, foreground_bias=1.0, augmentation=None)
+    hits = sum(int((biased.sample()[1] == 1).any()) for _ in range(20))
+    assert hits == 20
+
+
+def test_load_labelled_folder(tiny_folders):
+    items = load_labelled_folder(tiny_folders["images"], tiny_folders["labels"])
+    assert [it.name for it in items] == ["img0", "img1", "img2"]
+    assert items[0].image.shape == (96, 96, 1)
+    assert items[0].labels.shape == (96, 96) and items[0].labels.dtype == np.uint32

@@ -1,0 +1,129 @@
+"""train_job on tiny synthetic folders with the tiny model (a few steps each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from napari_sa2net._progress import run_job
+from napari_sa2net.engine.state import last_path, state_path
+from napari_sa2net.engine.train import TrainConfig, split_validation, train_job
+from napari_sa2net.model import load_model
+
+
+def config(folders: dict[str, Path], out: Path, **kwargs) -> TrainConfig:
+    settings = {
+        "images": folders["images"],
+        "labels": folders["labels"],
+        "val_images": folders["val_images"],
+        "val_labels": folders["val_labels"],
+        "out": out,
+        "config": "sa2net-tiny",
+        "epochs": 2,
+        "steps_per_epoch": 2,
+        "batch_size": 2,
+        "crop": 64,
+        "device": "cpu",
+    }
+    settings.update(kwargs)
+    return TrainConfig(**settings)
+
+
+def test_two_epochs_write_loadable_best_and_last(tiny_folders, tmp_path):
+    out = tmp_path / "run" / "model.pt"
+    events = []
+    result = run_job(train_job(config(tiny_folders, out)), events.append)
+    assert "cpu" in events[0].message
+    epochs = [e for e in events if e.stage == "epoch" and e.metrics]
+    batches = [e for e in events if e.stage == "batch"]
+    assert [e.current for e in epochs] == [1, 2]
+    assert {"loss", "val_dice", "val_f1"} <= set(epochs[-1].metrics)
+    assert len(batches) == 4 and all(e.level == 1 for e in batches)
+    assert result.epochs_done == 2 and result.stopped == "epochs"
+    assert result.best_path == out and result.last_path == last_path(out)
+    assert state_path(last_path(out)).is_file()
+    last = load_model(result.last_path)
+    assert last.metadata["training"]["epochs_done"] == 2
+    assert last.metadata["training"]["val_names"] == ["img0"]
+    best = load_model(out)
+    assert best.metadata["training"]["best_epoch"] == result.best_epoch
+    assert best.num_classes == 3 and best.in_channels == 1
+
+
+def test_resume_continues_the_epoch_count(tiny_folders, tmp_path):
+    out = tmp_path / "model.pt"
+    run_job(train_job(config(tiny_folders, out, epochs=1)))
+    events = []
+    result = run_job(
+        train_job(config(tiny_folders, out, epochs=3, resume=last_path(out))), events.append
+    )
+    assert "resumed at epoch 1" in events[0].message
+    assert [e.current for e in events if e.stage == "epoch" and e.metrics] == [2, 3]
+    assert result.epochs_done == 3
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+
+
+def test_cancel_leaves_complete_files_only(tiny_folders, tmp_path):
+    out = tmp_path / "model.pt"
+    job = train_job(config(tiny_folders, out, epochs=5))
+    for event in job:
+        if event.stage == "epoch" and event.current == 1 and event.metrics:
+            break
+    next(job)  # one batch of epoch 2
+    job.close()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert names == ["model.last.pt", "model.last.state.pt", "model.pt"]
+    assert load_model(out).metadata["training"]["epochs_done"] == 1
+
+
+def test_time_budget_stops_after_the_crossing_epoch(tiny_folders, tmp_path):
+    cfg = config(tiny_folders, tmp_path / "m.pt", epochs=None, time_budget_minutes=1e-4)
+    result = run_job(train_job(cfg))
+    assert result.epochs_done == 1 and result.stopped == "time budget"
+
+
+def test_binary_mode_and_held_out_validation(tiny_folders, tmp_path):
+    cfg = config(
+        tiny_folders, tmp_path / "b.pt", mode="binary", epochs=1, val_images=None, val_labels=None
+    )
+    events = []
+    result = run_job(train_job(cfg), events.append)
+    assert "2 train / 1 val images" in events[0].message
+    model = load_model(result.last_path)
+    assert model.num_classes == 1
+    assert len(model.metadata["training"]["val_names"]) == 1
+
+
+def test_split_validation_needs_two_images(tiny_folders):
+    from napari_sa2net.engine.data import load_labelled_folder
+
+    items = load_labelled_folder(tiny_folders["images"], tiny_folders["labels"])
+    train, val = split_validation(items, 0.1, seed=0)
+    assert len(train) == 2 and len(val) == 1
+    with pytest.raises(ValueError, match="--val-images"):
+        split_validation(items[:1], 0.1, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": "semantic"}, "mode"),
+        ({"epochs": 0}, "epochs"),
+        ({"crop": 8}, "crop"),
+        ({"val_labels": None}, "val_images and val_labels"),
+        ({"out": Path("model.ckpt")}, r"\.pt"),
+    ],
+)
+def test_bad_settings_are_refused(tiny_folders, tmp_path, change, message):
+    settings = {"out": tmp_path / "m.pt", **change}
+    with pytest.raises(ValueError, match=message):
+        next(train_job(config(tiny_folders, **settings)))
+
+
+def test_existing_output_is_not_overwritten(tiny_folders, tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        next(train_job(config(tiny_folders, out)))
+    assert out.read_bytes() == b"precious"
