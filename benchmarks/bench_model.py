@@ -1,0 +1,130 @@
+"""Forward GFLOP/s and training throughput of every SA2-Net configuration on this machine.
+
+Run by hand (not part of the tests)::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_model.py            # CPU-sized default, ~3 min
+    python benchmarks/bench_model.py --device cuda --batch 8 --full
+
+Next to each configuration it prints the same machine's GFLOP/s on a plain 3×3 convolution
+(64 → 64 channels at the benchmark size, measured in the same run), so the ratio says how well
+the network uses the hardware. FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``
+(counted on the ``meta`` device; 1 MAC = 2 FLOPs; convolutions and matrix products only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_sa2net.model import CONFIGS, create_model, resolve_device
+
+
+def count_flops(build: Callable[[], torch.nn.Module], shape: tuple[int, ...]) -> int:
+    """FLOPs of one eval forward pass of ``build()`` on an input of ``shape`` (on ``meta``)."""
+    with torch.device("meta"):
+        module = build().eval()
+        x = torch.empty(shape)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(x)
+    return counter.get_total_flops()
+
+
+def timed(step: Callable[[], object], device: torch.device, iters: int) -> float:
+    """Fastest of ``iters`` timed calls of ``step`` (seconds), after one warm-up call.
+
+    The fastest call rather than the mean, because a shared machine's other load only ever adds
+    time (the usual ``timeit`` practice).
+    """
+    best = float("inf")
+    for _ in range(iters + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def conv_baseline(args: argparse.Namespace, device: torch.device) -> float:
+    """GFLOP/s of a plain 64 → 64 3×3 convolution at the benchmark size."""
+    shape = (args.batch, 64, args.size, args.size)
+    flops = count_flops(lambda: torch.nn.Conv2d(64, 64, 3, padding=1), shape)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    x = torch.randn(shape, device=device)
+    with torch.no_grad():
+        seconds = timed(lambda: conv(x), device, args.iters)
+    return flops / seconds / 1e9
+
+
+def forward_rate(name: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
+    """(GFLOP per forward pass, GFLOP/s) of configuration ``name`` in eval mode."""
+    shape = (args.batch, args.in_channels, args.size, args.size)
+    flops = count_flops(lambda: create_model(name, args.in_channels, args.classes), shape)
+    model = create_model(name, args.in_channels, args.classes).to(device).eval()
+    x = torch.randn(shape, device=device)
+    with torch.no_grad():
+        seconds = timed(lambda: model(x), device, args.iters)
+    return flops / 1e9, flops / seconds / 1e9
+
+
+def training_rate(name: str, args: argparse.Namespace, device: torch.device) -> float:
+    """Samples/s of forward (with aux heads) + backward + Adam step on random crops."""
+    model = create_model(name, args.in_channels, args.classes).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(args.batch, args.in_channels, args.size, args.size, device=device)
+    target = torch.randint(0, args.classes, (args.batch, args.size, args.size), device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(x, aux=True)
+        if args.classes == 1:
+            binary = target.float()
+            loss = sum(F.binary_cross_entropy_with_logits(o[:, 0], binary) for o in outputs)
+        else:
+            loss = sum(F.cross_entropy(o, target) for o in outputs)
+        loss.backward()
+        optimizer.step()
+
+    return args.batch / timed(step, device, args.iters)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--size", type=int, default=256, help="crop side in pixels")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=3, help="timed calls (best kept)")
+    parser.add_argument("--in-channels", type=int, default=1)
+    parser.add_argument("--classes", type=int, default=3)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--full", action="store_true", help="also time training of sa2net-paper on a CPU"
+    )
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
+        f"input {args.batch}×{args.in_channels}×{args.size}×{args.size}, {args.classes} classes"
+    )
+    conv = conv_baseline(args, device)
+    print(f"plain 3×3 conv 64→64: {conv:.1f} GFLOP/s")
+    header = f"{'config':<14}{'GFLOP/fwd':>10}{'GFLOP/s':>9}{'vs conv':>9}{'train samples/s':>17}"
+    print(header)
+    for name in args.configs:
+        gflop, rate = forward_rate(name, args, device)
+        skip = name == "sa2net-paper" and device.type == "cpu" and not args.full
+        train = "skipped (--full)" if skip else f"{training_rate(name, args, device):.2f}"
+        print(f"{name:<14}{gflop:>10.1f}{rate:>9.1f}{rate / conv:>9.2f}{train:>17}")
+
+
+if __name__ == "__main__":
+    main()
