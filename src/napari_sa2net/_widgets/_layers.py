@@ -94,3 +94,24 @@ def layer_channels(layer: Any) -> int:
     if getattr(layer, "rgb", False):
         return int(lazy_level0(layer).shape[-1])
     return 1
+
+
+def rectangles_in(shapes: Any, image: Any) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes ``(y0, x0, y1, x1)`` of a Shapes layer's shapes in an image's pixel grid.
+
+    Every shape counts by its bounding box (rectangles are the intended use); coordinates go
+    through world space, so layers with different scale or translate line up. Boxes are clipped
+    to the image; empty ones are dropped.
+    """
+    height, width = lazy_level0(image).shape[-3:-1] if image.rgb else lazy_level0(image).shape[-2:]
+    boxes = []
+    for vertices in shapes.data:
+        world = np.array([shapes.data_to_world(v) for v in vertices])
+        pixels = np.array([image.world_to_data(w) for w in world])[:, -2:]
+        y0, x0 = np.floor(pixels.min(axis=0)).astype(int)
+        y1, x1 = np.ceil(pixels.max(axis=0)).astype(int)
+        y0, y1 = max(0, y0), min(height, y1)
+        x0, x1 = max(0, x0), min(width, x1)
+        if y1 > y0 and x1 > x0:
+            boxes.append((int(y0), int(x0), int(y1), int(x1)))
+    return boxes

@@ -1,0 +1,131 @@
+"""The batch widget's file table: one row per input file with its status, objects and time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+COLUMNS = ("File", "Status", "Objects", "Seconds")
+STATUS_COLOURS = {
+    "done": "#81c784",
+    "skipped": "#90a4ae",
+    "failed": "#e57373",
+    "running": "#4fc3f7",
+    "cancelled": "#ffb74d",
+}
+
+
+def status_of(message: str, metrics: Any) -> str:
+    """Read a file's status from a batch progress message (``"a.tif: done"``, ...)."""
+    text = message.lower()
+    for word, status in (("fail", "failed"), ("error", "failed"), ("skip", "skipped"),
+                         ("done", "done"), ("wrote", "done")):  # fmt: skip
+        if word in text:
+            return status
+    return "done" if "objects" in (metrics or {}) else "running"
+
+
+class FileTable(QTableWidget):
+    """Rows keyed by the file's path relative to the input folder."""
+
+    def __init__(self) -> None:
+        super().__init__(0, len(COLUMNS))
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.verticalHeader().setVisible(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.setMinimumHeight(140)
+        self._rows: dict[str, int] = {}
+
+    def set_files(self, files: list[Path], root: Path | None) -> None:
+        """Show ``files`` (relative to ``root``) as queued."""
+        self.setRowCount(0)
+        self._rows.clear()
+        for path in files:
+            name = str(path.relative_to(root)) if root is not None else path.name
+            row = self.rowCount()
+            self.insertRow(row)
+            self.setItem(row, 0, QTableWidgetItem(name))
+            self._rows[name] = row
+            self.set_status(name, "queued")
+
+    def names(self) -> list[str]:
+        """File names in table order."""
+        return list(self._rows)
+
+    def status(self, name: str) -> str:
+        """The shown status of file ``name``."""
+        return self.item(self._rows[name], 1).text()
+
+    def _find(self, text: str) -> str | None:
+        """The listed file named in ``text`` (longest match first, so ``a1.tif`` ≠ ``a.tif``)."""
+        for name in sorted(self._rows, key=len, reverse=True):
+            if name in text or Path(name).name in text:
+                return name
+        return None
+
+    def set_status(
+        self, name: str, status: str, objects: Any = None, seconds: Any = None, tip: str = ""
+    ) -> None:
+        """Set one row's status (coloured), object count and seconds."""
+        row = self._rows.get(name)
+        if row is None:
+            return
+        item = QTableWidgetItem(status)
+        if status in STATUS_COLOURS:
+            item.setForeground(QColor(STATUS_COLOURS[status]))
+        item.setToolTip(tip)
+        self.setItem(row, 1, item)
+        for column, value, fmt in ((2, objects, "{:.0f}"), (3, seconds, "{:.1f}")):
+            if value is not None and value == value:  # skip NaN
+                cell = QTableWidgetItem(fmt.format(float(value)))
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.setItem(row, column, cell)
+
+    def update_from(self, event: Any) -> None:
+        """Apply one level-0 batch progress event to the row of the file it names."""
+        name = self._find(event.message or "")
+        if name is None:
+            return
+        metrics = dict(event.metrics or {})
+        status = status_of(event.message, metrics)
+        self.set_status(
+            name, status, metrics.get("objects"), metrics.get("seconds"), tip=event.message
+        )
+
+    def update_from_result(self, result: Any) -> None:
+        """Apply the final per-file records of a batch result (rows of the summary)."""
+        for record in getattr(result, "files", None) or getattr(result, "rows", None) or []:
+            get = _getter(record)
+            name = self._find(str(get("file") or ""))
+            if name is not None:
+                status = str(get("status") or "")
+                error = str(get("error") or "")
+                self.set_status(name, status, get("objects"), get("seconds"), tip=error)
+
+    def mark_running_as(self, status: str) -> None:
+        """Re-label every row still "running" (after a cancel)."""
+        for name in self._rows:
+            if self.status(name) == "running":
+                self.set_status(name, status)
+
+    def counts_text(self) -> str:
+        """``"3 done, 1 failed, 2 skipped"``."""
+        counts = Counter(self.status(name) for name in self._rows)
+        return ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "no files"
+
+
+def _getter(record: Any) -> Any:
+    """``record.get`` for a mapping, attribute access (``None`` when missing) otherwise."""
+    if isinstance(record, dict):
+        return record.get
+    return lambda key: getattr(record, key, None)

@@ -1,0 +1,159 @@
+"""The "SA2-Net batch" dock widget: segment every image of a folder into an output folder.
+
+The widget holds no compute: it runs ``napari_sa2net.inference.batch.batch_job`` through the
+runner and shows each file's status (queued, running, done, skipped, failed) in a table as the
+job's progress events arrive. Resume skips files already finished; a bad file is reported and
+skipped; the summary CSV's location is shown at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QVBoxLayout, QWidget
+
+from ._batch_table import FileTable
+from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
+from ._form import RunBar, form_group, note
+from ._runner import start_job
+
+
+class BatchWidget(QWidget):
+    """Dock widget for folder-to-folder segmentation with per-file status and resume."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self._started = 0.0
+        self.input = PathEdit("folder", "folder with the images")
+        self.pattern = QLineEdit("*.tif")
+        self.recursive = QCheckBox("include sub-folders")
+        self.output = PathEdit("folder", "folder for the label images and summary.csv")
+        self.format = QComboBox()
+        self.format.addItem("TIFF labels (.tif)", "tif")
+        self.format.addItem("OME-Zarr labels (.zarr)", "zarr")
+        self.model = ModelPicker()
+        self.device = DevicePicker()
+        self.tile = AutoSpinBox(8192, step=64, minimum=64)
+        self.resume = QCheckBox("resume: skip files already finished")
+        self.resume.setChecked(True)
+        self.table = FileTable()
+        self.summary = note("")
+        self.bar = RunBar("Run batch")
+        self._build()
+        self.input.changed.connect(self.list_files)
+        self.pattern.editingFinished.connect(self.list_files)
+        self.recursive.toggled.connect(self.list_files)
+        self.bar.run.clicked.connect(self.run)
+        self.bar.cancel.clicked.connect(self.cancel)
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setSpacing(6)
+        layout.addWidget(form_group("Files", [
+            ("Input", self.input, "Every matching image in this folder is segmented."),
+            ("Pattern", self.pattern, "Glob pattern, e.g. *.tif or *_DAPI.tiff; ; separates "
+             "several."),
+            ("", self.recursive, "Also look in sub-folders (outputs keep the sub-folder)."),
+            ("Output", self.output, "Label images go here, one per input, plus summary.csv."),
+            ("Format", self.format, "TIFF for small images, OME-Zarr for large ones."),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Model", [
+            ("Model", self.model, ""),
+            ("Device", self.device, ""),
+            ("Tile", self.tile, "Tile side in pixels; 'auto' fits the device memory."),
+            ("", self.resume, "Files whose output exists are skipped; a file interrupted "
+             "mid-way is redone from scratch."),
+        ]))  # fmt: skip
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.bar)
+
+    def patterns(self) -> list[str]:
+        """The glob patterns typed by the user (``;`` or ``,`` separated)."""
+        text = self.pattern.text().replace(",", ";")
+        return [p.strip() for p in text.split(";") if p.strip()] or ["*"]
+
+    def list_files(self, *_: Any) -> None:
+        """Fill the table with the files the batch would process (status "queued")."""
+        from ..inference.batch import find_images
+
+        folder = self.input.path()
+        if folder is None or not folder.is_dir():
+            self.table.set_files([], None)
+            return
+        files = find_images(folder, self.patterns(), recursive=self.recursive.isChecked())
+        self.table.set_files(files, folder)
+        self.summary.setText(f"{len(files)} files match")
+
+    def job_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``batch_job`` from the current choices."""
+        folder, out = self.input.path(), self.output.path()
+        if folder is None or out is None:
+            raise ValueError("choose an input folder and an output folder")
+        model = self.model.model()
+        if model is None:
+            raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
+        return {
+            "input_dir": folder,
+            "output_dir": out,
+            "patterns": self.patterns(),
+            "recursive": self.recursive.isChecked(),
+            "output_format": self.format.currentData(),
+            "model": model,
+            "device": self.device.device(),
+            "tile": self.tile.auto_value(),
+            "resume": self.resume.isChecked(),
+        }
+
+    def run(self) -> None:
+        """Start the batch in a worker thread."""
+        from napari.utils.notifications import show_error
+
+        from ..inference.batch import batch_job
+
+        try:
+            arguments = self.job_arguments()
+        except ValueError as err:
+            show_error(f"SA2-Net batch: {err}")
+            return
+        self.list_files()
+        self._started = time.monotonic()
+        self.bar.busy(True)
+        self.bar.say("starting…")
+        self.worker = start_job(
+            batch_job(**arguments),
+            title="SA2-Net batch",
+            on_result=self._done,
+            on_progress=self._progress,
+            on_error=lambda err: self.bar.say(f"failed: {err}"),
+            on_finished=self._finished,
+        )
+
+    def cancel(self) -> None:
+        """Stop after the current tile batch; the file in progress leaves no output."""
+        if self.worker is not None:
+            self.bar.say("cancelling…")
+            self.worker.quit()
+
+    def _progress(self, event: Any) -> None:
+        if event.level == 0:
+            self.table.update_from(event)
+        done = f"{event.current}/{event.total}" if event.total else str(event.current)
+        elapsed = time.monotonic() - self._started
+        self.bar.say(f"{event.stage} {done} {event.message}  ({elapsed:.0f} s)")
+
+    def _done(self, result: Any) -> None:
+        self.table.update_from_result(result)
+        csv = getattr(result, "summary_path", None) or getattr(result, "summary", None)
+        self.summary.setText(f"Summary: {csv}")
+        self.bar.say(self.table.counts_text())
+
+    def _finished(self) -> None:
+        if self.worker is not None and self.worker.abort_requested:
+            self.table.mark_running_as("cancelled")
+            self.bar.say("cancelled; tick resume and run again to continue")
+        self.worker = None
+        self.bar.busy(False)

@@ -1,0 +1,195 @@
+"""The "SA2-Net finetune" dock widget: adapt a model to nuclei painted in a few regions.
+
+The user paints nuclei into a Labels layer over an image and marks the annotated regions with
+rectangles on a Shapes layer (without one, the engine uses the painted objects' bounding boxes
+plus a margin). The widget collects the arrays lazily and runs
+``napari_sa2net.engine.finetune_job`` through the runner; it shows a live loss / validation
+curve and a preview layer, and registers the saved checkpoint for the segment widget.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._controls import DevicePicker, ModelPicker, PathEdit
+from ._finetune_io import default_checkpoint_path, finetune_arguments, show_preview
+from ._form import RunBar, form_group, note
+from ._layers import LayerCombo
+from ._plot import CurvePlot
+from ._runner import start_job
+from ._session import SESSION_MODELS
+
+NO_SHAPES = "(around painted nuclei)"
+
+
+class FinetuneWidget(QWidget):
+    """Dock widget finetuning SA2-Net on painted regions, with a live curve and preview."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        from napari.layers import Image, Labels, Shapes
+
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self._started = 0.0
+        self._suggested = ""
+        self._out = Path()
+        self.image = LayerCombo(napari_viewer, Image)
+        self.labels = LayerCombo(napari_viewer, Labels)
+        self.regions = _ShapesCombo(napari_viewer, Shapes)
+        self.model = ModelPicker()
+        self.device = DevicePicker()
+        self.length = QSpinBox()
+        self.length.setRange(1, 100_000)
+        self.length.setValue(20)
+        self.unit = QComboBox()
+        self.unit.addItems(["epochs", "minutes"])
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1e-1)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(3e-4)
+        self.freeze = QCheckBox("freeze encoder (fewer annotations, faster)")
+        self.freeze.setChecked(True)
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 0.5)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.2)
+        self.output = PathEdit("save", "where the new checkpoint is saved", "Checkpoints (*.pt)")
+        self.plot = CurvePlot("epoch")
+        self.bar = RunBar("Start", "Stop")
+        self._build()
+        self.image.currentIndexChanged.connect(self._suggest_output)
+        self.bar.run.clicked.connect(self.start)
+        self.bar.cancel.clicked.connect(self.stop)
+        self._suggest_output()
+
+    def _build(self) -> None:
+        length = QWidget()
+        row = QHBoxLayout(length)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.length, 2)
+        row.addWidget(self.unit, 1)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(6)
+        layout.addWidget(form_group("Annotations", [
+            ("Image", self.image, "The image the nuclei were painted on."),
+            ("Labels", self.labels, "Painted nuclei: one id per nucleus, 0 = background."),
+            ("Regions", self.regions, "Rectangles around the areas you annotated completely; "
+             "unpainted pixels inside are background, pixels outside are ignored."),
+            ("", note("Paint every nucleus inside each region; leave the rest of the image "
+                      "unpainted."), ""),
+        ]))  # fmt: skip
+        layout.addWidget(form_group("Training", [
+            ("Start from", self.model, ""),
+            ("Device", self.device, ""),
+            ("Train for", length, "Number of epochs, or a time budget in minutes."),
+            ("Learning rate", self.lr, "Adam step size; 1e-4 to 1e-3 suits finetuning."),
+            ("", self.freeze, "Keep the pretrained encoder (and its norm statistics) fixed."),
+            ("Validation", self.val_fraction, "Fraction of the regions held out to pick the "
+             "best epoch (at least one region when there are two or more)."),
+            ("Save as", self.output, "The best checkpoint is written here (atomically)."),
+        ]))  # fmt: skip
+        layout.addWidget(self.plot)
+        layout.addWidget(self.bar)
+        layout.addStretch(1)
+
+    def _suggest_output(self, *_: Any) -> None:
+        """Propose a checkpoint path for the image unless the user typed their own."""
+        if self.output.edit.text() in ("", self._suggested):
+            layer = self.image.layer()
+            self._suggested = str(default_checkpoint_path(layer.name if layer else "model"))
+            self.output.set_path(self._suggested)
+
+    def job_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``finetune_job`` from the current choices."""
+        return finetune_arguments(self)
+
+    def start(self) -> None:
+        """Start finetuning in a worker thread."""
+        from napari.utils.notifications import show_error
+
+        from ..engine import finetune_job
+
+        try:
+            arguments = self.job_arguments()
+        except ValueError as err:
+            show_error(f"SA2-Net finetune: {err}")
+            return
+        self._out = Path(arguments["out"])
+        self._started = time.monotonic()
+        self.plot.clear()
+        self.bar.busy(True)
+        self.bar.say("preparing the painted regions…")
+        self.worker = start_job(
+            finetune_job(**arguments),
+            title="SA2-Net finetune",
+            on_result=self._done,
+            on_progress=self._progress,
+            on_error=lambda err: self.bar.say(f"failed: {err}"),
+            on_finished=self._finished,
+        )
+
+    def stop(self) -> None:
+        """Stop after the current batch; the best checkpoint saved so far is kept."""
+        if self.worker is not None:
+            self.bar.say("stopping…")
+            self.worker.quit()
+
+    def _progress(self, event: Any) -> None:
+        metrics = dict(event.metrics)
+        if event.stage == "epoch" and event.level == 0:
+            for name, value in metrics.items():
+                if name == "loss" or name.startswith("val"):
+                    self.plot.add_point(name, event.current, value)
+        preview = getattr(event, "preview", None)
+        if preview is not None:
+            show_preview(self.viewer, preview, self.image.layer())
+        done = f"{event.current}/{event.total}" if event.total else str(event.current)
+        shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
+        elapsed = time.monotonic() - self._started
+        self.bar.say(f"{event.stage} {done}  {shown}  ({elapsed:.0f} s)")
+
+    def _done(self, result: Any) -> None:
+        path = getattr(result, "best_path", None) or getattr(result, "path", None) or self._out
+        self._register(Path(path), "saved")
+
+    def _register(self, path: Path, verb: str) -> None:
+        if path.is_file():
+            SESSION_MODELS.add(path)
+            self.bar.say(f"{verb} {path}; it is now in the segment widget's model list")
+
+    def _finished(self) -> None:
+        if self.worker is not None and self.worker.abort_requested:
+            self.bar.say("stopped; no checkpoint was saved yet")
+            self._register(self._out, "stopped; kept the best checkpoint so far:")
+        self.worker = None
+        self.bar.busy(False)
+
+
+class _ShapesCombo(LayerCombo):
+    """Shapes layers plus a first entry meaning "bounding boxes of the painted nuclei"."""
+
+    def refresh(self, event: Any = None) -> None:
+        super().refresh(event)
+        self.blockSignals(True)
+        if self.findText(NO_SHAPES) < 0:
+            self.insertItem(0, NO_SHAPES)
+        if event is None and self.currentIndex() != 0 and not self.currentText():
+            self.setCurrentIndex(0)
+        self.blockSignals(False)
+
+    def layer(self) -> Any | None:
+        return None if self.currentText() == NO_SHAPES else super().layer()

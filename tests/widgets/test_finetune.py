@@ -1,0 +1,70 @@
+"""The "SA2-Net finetune" widget: wiring, regions from shapes, a short run, stop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def widget(make_napari_viewer, nuclei_crop, tiny_checkpoint, tmp_path):
+    from napari_sa2net._widgets.finetune import FinetuneWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(nuclei_crop, name="nuclei", scale=(2, 2))
+    painted = np.zeros(nuclei_crop.shape, np.uint32)
+    painted[20:34, 20:36] = 1
+    painted[60:75, 50:62] = 2
+    viewer.add_labels(painted, name="painted", scale=(2, 2))
+    w = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SA2-Net finetune")
+    w.model.add_checkpoint(tiny_checkpoint)
+    w.output.set_path(tmp_path / "mine.pt")
+    return w
+
+
+def test_widget_lists_layers_and_builds_arguments(widget, tiny_checkpoint, tmp_path):
+    assert widget.image.currentText() == "nuclei"
+    assert widget.labels.currentText() == "painted"
+    assert widget.regions.layer() is None  # default: boxes around the painted nuclei
+    args = widget.job_arguments()
+    assert args["regions"] is None and args["model"] == tiny_checkpoint.resolve()
+    assert args["image"].shape == args["labels"].shape == (128, 128)
+    assert args["out"] == tmp_path / "mine.pt" and args["freeze_encoder"] is True
+    # A rectangle drawn in world coordinates (scale 2) maps to image pixels.
+    widget.viewer.add_shapes([np.array([[20.0, 20.0], [100.0, 140.0]])], shape_type="rectangle",
+                             name="regions")  # fmt: skip
+    widget.regions.setCurrentText("regions")
+    assert widget.job_arguments()["regions"] == [(10, 10, 50, 70)]
+    widget.unit.setCurrentText("minutes")
+    widget.length.setValue(2)
+    args = widget.job_arguments()
+    assert args["epochs"] is None and args["time_budget_minutes"] == 2.0
+
+
+def test_mismatched_labels_name_the_fix(widget):
+    widget.viewer.add_labels(np.zeros((50, 50), np.uint32), name="wrong size")
+    widget.labels.setCurrentText("wrong size")
+    with pytest.raises(ValueError, match="New Labels layer"):
+        widget.job_arguments()
+    widget.labels.setCurrentText("painted")
+    widget.output.set_path("model.pth")
+    with pytest.raises(ValueError, match=r"\.pt"):
+        widget.job_arguments()
+
+
+def test_the_curve_plot_paints_series(qtbot):
+    from napari_sa2net._widgets._plot import CurvePlot
+
+    plot = CurvePlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 150)
+    plot.add_point("loss", 1, 0.9)
+    plot.add_point("loss", 2, float("nan"))  # ignored
+    plot.add_point("loss", 3, 0.4)
+    plot.add_point("val_dice", 1, 0.3)
+    image = plot.grab().toImage()
+    assert plot.series == {"loss": [(1.0, 0.9), (3.0, 0.4)], "val_dice": [(1.0, 0.3)]}
+    assert image.width() == 300
