@@ -1,0 +1,69 @@
+"""Probability maps to instance labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sa2net.inference.postprocess import probabilities_to_instances
+
+
+def three_class(shape=(20, 30)) -> np.ndarray:
+    """Two touching squares (3-class one-hot) and one 1-px speck of foreground."""
+    classes = np.zeros(shape, np.uint8)
+    classes[2:10, 2:16] = 2  # boundary ring of both objects ...
+    classes[3:9, 3:8] = 1  # ... with two separate interiors
+    classes[3:9, 10:15] = 1
+    classes[15, 25] = 2  # a speck with no interior
+    return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
+
+
+def test_instance_mode_splits_touching_objects_and_keeps_seedless_blobs():
+    labels = probabilities_to_instances(three_class(), "instance", min_size=0)
+    assert labels.dtype == np.uint32
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3]
+    left, right = labels[5, 4], labels[5, 12]
+    assert left != right and 0 not in (left, right)
+    assert labels[5, 8] == left and labels[5, 9] == right  # the shared border splits in half
+    assert labels[15, 25] not in (0, left, right)
+
+
+def test_min_size_removes_small_objects():
+    labels = probabilities_to_instances(three_class(), "instance", min_size=5)
+    assert sorted(np.unique(labels)) == [0, 1, 2]
+    assert labels[15, 25] == 0
+
+
+def test_interior_threshold_controls_seeds():
+    probs = three_class()
+    probs[:, 3:9, 10:15] = np.array([0.0, 0.4, 0.6])[:, None, None]  # weak right interior
+    labels = probabilities_to_instances(probs, "instance", min_size=0)
+    assert labels[5, 4] == labels[5, 12]  # one seed grows over both
+    labels = probabilities_to_instances(probs, "instance", interior_threshold=0.3, min_size=0)
+    assert labels[5, 4] != labels[5, 12]
+
+
+def test_binary_mode_connected_components():
+    fg = np.zeros((1, 10, 10), np.float32)
+    fg[0, 1:4, 1:4] = 0.9
+    fg[0, 6:9, 6:9] = 0.7
+    fg[0, 0, 9] = 0.2
+    labels = probabilities_to_instances(fg, "binary", min_size=0)
+    assert sorted(np.unique(labels)) == [0, 1, 2]
+    two = np.concatenate([1 - fg, fg])
+    np.testing.assert_array_equal(probabilities_to_instances(two, "binary", min_size=0), labels)
+    assert probabilities_to_instances(fg, "binary", foreground_threshold=0.8).max() == 0
+
+
+@pytest.mark.parametrize(
+    ("probs", "mode", "message"),
+    [
+        (np.zeros((10, 10)), "instance", "K×H×W"),
+        (np.zeros((1, 10, 10)), "instance", "3 maps"),
+        (np.zeros((3, 10, 10)), "binary", "1 \\(or 2\\) maps"),
+        (np.zeros((3, 10, 10)), "semantic", "mode"),
+    ],
+)
+def test_bad_input(probs, mode, message):
+    with pytest.raises(ValueError, match=message):
+        probabilities_to_instances(probs, mode)
