@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,3 +23,16 @@ class Identity(torch.nn.Module):
 @pytest.fixture
 def identity():
     return Identity
+
+
+def _same_objects(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two label images hold the same objects (ids may differ)."""
+    if ((a > 0) != (b > 0)).any():
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+
+
+@pytest.fixture
+def same_objects():
+    return _same_objects

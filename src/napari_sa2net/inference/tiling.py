@@ -8,10 +8,11 @@ grid too and may therefore be up to ``ALIGN - 1`` pixels shorter than ``tile``; 
 reflect-pads them at the bottom/right exactly like the model pads a whole image. An image smaller
 than one tile is a single tile of the image's own size.
 
-Each tile's contribution is weighted by a separable window that is ``eps`` within a quarter of
-the overlap of every edge facing a neighbour tile, rises as a squared sine over the middle half of
+Each tile's contribution is weighted by a separable window that is ``eps`` within 3/8 of the
+overlap of every edge facing a neighbour tile, rises as a squared sine over the middle quarter of
 the overlap and is 1 inside. Pixels therefore come (up to ``eps``) from tiles in which they lie at
-least ``overlap / 4`` away from the tile edge, where the network saw enough context; edges on the
+least ``3 * overlap / 8`` away from the tile edge (:func:`halo_of`), where the network saw enough
+context; the short ramp still hides any residual step between neighbours. Edges on the
 image border are not tapered. The window is strictly positive, so the blended normalization never
 divides by zero.
 """
@@ -28,6 +29,16 @@ import numpy as np
 ALIGN = 16
 #: Smallest blending weight; keeps the normalization finite everywhere.
 EPS_WEIGHT = 1e-6
+
+
+def halo_of(overlap: int) -> int:
+    """Context (pixels) every blended pixel had in the tile it came from: ``3/8`` of the overlap."""
+    return 3 * overlap // 8
+
+
+def overlap_for_halo(halo: int) -> int:
+    """Smallest grid-aligned overlap whose :func:`halo_of` is at least ``halo``."""
+    return -(-max(0, int(halo)) * 8 // 3 // ALIGN) * ALIGN if halo > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -156,11 +167,11 @@ class TilePlan:
 
 @lru_cache(maxsize=64)
 def _ramp(length: int, overlap: int, start: bool, end: bool) -> np.ndarray:
-    """1-D window: ``eps`` on the outer quarter of ``overlap``, sin² over its middle half."""
+    """1-D window: ``eps`` on the outer 3/8 of ``overlap``, sin² over its middle quarter."""
     weights = np.ones(length, np.float64)
     if overlap > 0:
         d = np.arange(length, dtype=np.float64) + 0.5
-        lo, span = overlap / 4.0, overlap / 2.0
+        lo, span = overlap * 3.0 / 8.0, overlap / 4.0
         rise = np.sin(0.5 * np.pi * np.clip((d - lo) / span, 0.0, 1.0)) ** 2
         if start:
             weights *= rise
