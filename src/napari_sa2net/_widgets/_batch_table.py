@@ -20,14 +20,17 @@ STATUS_COLOURS = {
 }
 
 
-def status_of(message: str, metrics: Any) -> str:
-    """Read a file's status from a batch progress message (``"a.tif: done"``, ...)."""
-    text = message.lower()
-    for word, status in (("fail", "failed"), ("error", "failed"), ("skip", "skipped"),
-                         ("done", "done"), ("wrote", "done")):  # fmt: skip
-        if word in text:
+def status_of(text: str) -> str:
+    """A file's status from the part of a batch_job message after ``"<file>: "``.
+
+    ``"segmenting"`` → running, ``"done, 12 objects"`` → done, ``"skipped (output exists)"``,
+    ``"failed: <error>"``.
+    """
+    for prefix, status in (("done", "done"), ("skip", "skipped"), ("fail", "failed"),
+                           ("cancel", "cancelled")):  # fmt: skip
+        if text.lower().startswith(prefix):
             return status
-    return "done" if "objects" in (metrics or {}) else "running"
+    return "running"
 
 
 class FileTable(QTableWidget):
@@ -51,7 +54,7 @@ class FileTable(QTableWidget):
         self.setRowCount(0)
         self._rows.clear()
         for path in files:
-            name = str(path.relative_to(root)) if root is not None else path.name
+            name = path.relative_to(root).as_posix() if root is not None else path.name
             row = self.rowCount()
             self.insertRow(row)
             self.setItem(row, 0, QTableWidgetItem(name))
@@ -66,10 +69,10 @@ class FileTable(QTableWidget):
         """The shown status of file ``name``."""
         return self.item(self._rows[name], 1).text()
 
-    def _find(self, text: str) -> str | None:
-        """The listed file named in ``text`` (longest match first, so ``a1.tif`` ≠ ``a.tif``)."""
+    def _find(self, message: str) -> str | None:
+        """The listed file a ``"<file>: …"`` message is about, or ``None``."""
         for name in sorted(self._rows, key=len, reverse=True):
-            if name in text or Path(name).name in text:
+            if message.startswith(f"{name}: "):
                 return name
         return None
 
@@ -97,20 +100,18 @@ class FileTable(QTableWidget):
         if name is None:
             return
         metrics = dict(event.metrics or {})
-        status = status_of(event.message, metrics)
+        status = status_of(event.message.split(f"{name}: ", 1)[-1])
         self.set_status(
             name, status, metrics.get("objects"), metrics.get("seconds"), tip=event.message
         )
 
     def update_from_result(self, result: Any) -> None:
         """Apply the final per-file records of a batch result (rows of the summary)."""
-        for record in getattr(result, "files", None) or getattr(result, "rows", None) or []:
-            get = _getter(record)
-            name = self._find(str(get("file") or ""))
-            if name is not None:
-                status = str(get("status") or "")
-                error = str(get("error") or "")
-                self.set_status(name, status, get("objects"), get("seconds"), tip=error)
+        for record in result.files:
+            if record.file in self._rows:
+                self.set_status(
+                    record.file, record.status, record.objects, record.seconds, record.error
+                )
 
     def mark_running_as(self, status: str) -> None:
         """Re-label every row still "running" (after a cancel)."""
@@ -122,10 +123,3 @@ class FileTable(QTableWidget):
         """``"3 done, 1 failed, 2 skipped"``."""
         counts = Counter(self.status(name) for name in self._rows)
         return ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "no files"
-
-
-def _getter(record: Any) -> Any:
-    """``record.get`` for a mapping, attribute access (``None`` when missing) otherwise."""
-    if isinstance(record, dict):
-        return record.get
-    return lambda key: getattr(record, key, None)

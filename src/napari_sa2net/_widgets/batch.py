@@ -30,8 +30,9 @@ class BatchWidget(QWidget):
         self.input = PathEdit("folder", "folder with the images")
         self.pattern = QLineEdit("*.tif")
         self.recursive = QCheckBox("include sub-folders")
-        self.output = PathEdit("folder", "folder for the label images and summary.csv")
+        self.output = PathEdit("folder", "folder for the labels and the summary CSV")
         self.format = QComboBox()
+        self.format.addItem("auto (OME-Zarr above 4096², else TIFF)", "auto")
         self.format.addItem("TIFF labels (.tif)", "tif")
         self.format.addItem("OME-Zarr labels (.zarr)", "zarr")
         self.model = ModelPicker()
@@ -57,7 +58,7 @@ class BatchWidget(QWidget):
             ("Pattern", self.pattern, "Glob pattern, e.g. *.tif or *_DAPI.tiff; ; separates "
              "several."),
             ("", self.recursive, "Also look in sub-folders (outputs keep the sub-folder)."),
-            ("Output", self.output, "Label images go here, one per input, plus summary.csv."),
+            ("Output", self.output, "One label image per input, plus sa2net-summary.csv."),
             ("Format", self.format, "TIFF for small images, OME-Zarr for large ones."),
         ]))  # fmt: skip
         layout.addWidget(form_group("Model", [
@@ -96,7 +97,7 @@ class BatchWidget(QWidget):
         model = self.model.model()
         if model is None:
             raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
-        return {
+        arguments = {
             "input_dir": folder,
             "output_dir": out,
             "patterns": self.patterns(),
@@ -104,9 +105,11 @@ class BatchWidget(QWidget):
             "output_format": self.format.currentData(),
             "model": model,
             "device": self.device.device(),
-            "tile": self.tile.auto_value(),
             "resume": self.resume.isChecked(),
         }
+        if self.tile.auto_value() is not None:  # passed on to segment_job
+            arguments["tile"] = self.tile.auto_value()
+        return arguments
 
     def run(self) -> None:
         """Start the batch in a worker thread."""
@@ -147,8 +150,7 @@ class BatchWidget(QWidget):
 
     def _done(self, result: Any) -> None:
         self.table.update_from_result(result)
-        csv = getattr(result, "summary_path", None) or getattr(result, "summary", None)
-        self.summary.setText(f"Summary: {csv}")
+        self.summary.setText(f"Summary table: {result.summary_path}")
         self.bar.say(self.table.counts_text())
 
     def _finished(self) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the napari edge: widgets, runner, reader, writer, sample data, manifest."""
