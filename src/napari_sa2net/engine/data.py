@@ -61,6 +61,13 @@ def make_target(labels: np.ndarray, mode: str, boundary_width: int = 1) -> np.nd
     raise ValueError(f"mode must be 'binary' or 'instance', got {mode!r}")
 
 
+def _coordinates(mask: np.ndarray, limit: int = 50_000) -> np.ndarray:
+    """``N×2`` (y, x) coordinates of ``mask``, evenly subsampled to at most ~``limit``."""
+    ys, xs = np.nonzero(mask)
+    step = max(1, ys.size // limit)
+    return np.stack([ys[::step], xs[::step]], axis=1)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Random augmentation settings (all applied to each crop independently).
@@ -118,14 +125,15 @@ class CropSampler:
         self.foreground_bias = foreground_bias
         self.augmentation = augmentation
         self.rng = np.random.default_rng(seed)
-        areas = np.array([t.size for t in self.targets], np.float64)
+        # Foreground and valid (not ignored) pixel coordinates, subsampled so huge images stay
+        # cheap; unbiased crops are centred on valid pixels, so sparse finetuning regions and
+        # padding do not waste samples.
+        self.foreground = [_coordinates((t > 0) & (t != IGNORE)) for t in self.targets]
+        self.valid = [_coordinates(t != IGNORE) for t in self.targets]
+        areas = np.array([len(v) for v in self.valid], np.float64)
+        if not areas.sum():
+            raise ValueError("every target pixel is ignored: there is nothing to train on")
         self.weights = areas / areas.sum()
-        # Foreground pixel coordinates, subsampled so huge images stay cheap.
-        self.foreground = []
-        for t in self.targets:
-            ys, xs = np.nonzero((t > 0) & (t != IGNORE))
-            step = max(1, ys.size // 20000)
-            self.foreground.append(np.stack([ys[::step], xs[::step]], axis=1))
 
     def _pad(self, array: np.ndarray, value: int) -> np.ndarray:
         pad_y, pad_x = max(0, self.crop - array.shape[0]), max(0, self.crop - array.shape[1])
@@ -142,12 +150,10 @@ class CropSampler:
 
     def _centre(self, index: int) -> tuple[float, float]:
         fg = self.foreground[index]
-        height, width = self.targets[index].shape
-        if fg.size and self.rng.random() < self.foreground_bias:
-            y, x = fg[self.rng.integers(len(fg))]
-            jitter = self.rng.integers(-self.crop // 4, self.crop // 4 + 1, size=2)
-            return float(y + jitter[0]), float(x + jitter[1])
-        return self.rng.uniform(0, height), self.rng.uniform(0, width)
+        pool = fg if fg.size and self.rng.random() < self.foreground_bias else self.valid[index]
+        y, x = pool[self.rng.integers(len(pool))]
+        jitter = self.rng.integers(-self.crop // 4, self.crop // 4 + 1, size=2)
+        return float(y + jitter[0]), float(x + jitter[1])
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One augmented sample: ``(C×crop×crop float32 image, crop×crop uint8 target)``."""
