@@ -32,7 +32,7 @@ EPS_WEIGHT = 1e-6
 
 
 def halo_of(overlap: int) -> int:
-    """Context (pixels) every blended pixel had in the tile it came from: ``3/8`` of the overlap."""
+    """Context (pixels) each blended pixel had in the tile it came from: 3/8 of the overlap."""
     return 3 * overlap // 8
 
 

@@ -1,0 +1,143 @@
+"""The work of one segmentation run, executed in a background thread by :mod:`.api`."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .postprocess import probabilities_to_instances
+from .stitching import describe, predict_in_memory
+
+
+def work(run: Any, scratch: Path, events: queue.Queue, outcome: dict[str, Any]) -> None:
+    """Predict, post-process and write; results or the error go into ``outcome``."""
+    try:
+        client = _client(run.args["scheduler"])
+        labels, n = (
+            _labels_chunked(run, scratch, events, client)
+            if run.chunked
+            else (_labels_in_memory(run))
+        )
+        provenance = _provenance(run, n)
+        path = None
+        if run.out is not None:
+            events.put(("stage", "write"))
+            path = _write(run, labels, provenance, client)
+            outcome["written"] = True
+        result_labels = path if path is not None else np.asarray(labels)
+        from .api import SegmentResult
+
+        outcome["result"] = SegmentResult(
+            result_labels,
+            path,
+            n,
+            0.0,
+            str(run.predictor.device),
+            describe(run.plan, run.chunking),
+            provenance,
+        )
+    except BaseException as err:  # handed to the generator, which re-raises it
+        outcome["error"] = err
+    finally:
+        events.put(("end", None))
+
+
+def _client(scheduler: Any) -> Any:
+    if scheduler is None or scheduler in ("threads", "sync", "synchronous"):
+        return scheduler or "threads"
+    if isinstance(scheduler, str):
+        from distributed import Client
+
+        return Client(scheduler)
+    return scheduler
+
+
+def _kwargs(run: Any) -> dict[str, Any]:
+    from .postprocess import DEFAULT_MIN_SIZE
+
+    min_size = run.args["min_size"]
+    return {
+        "interior_threshold": run.args["interior_threshold"],
+        "foreground_threshold": run.args["foreground_threshold"],
+        "min_size": DEFAULT_MIN_SIZE if min_size is None else int(min_size),
+    }
+
+
+def _labels_in_memory(run: Any) -> tuple[np.ndarray, int]:
+    image = np.asarray(run.source.data)
+    probs = predict_in_memory(
+        image, run.plan, run.predictor, run.stats, run.net.num_classes, run.flat_range
+    )
+    labels = probabilities_to_instances(probs, run.mode, **_kwargs(run))
+    return labels, int(labels.max(initial=0))
+
+
+def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -> tuple[Any, int]:
+    import dask.array as da
+
+    from .pipeline import instances_chunked, probability_graph
+
+    predictor = run.predictor
+    if not isinstance(client, str):  # distributed: ship the model to the workers once
+        predictor = client.scatter(run.predictor, broadcast=True, hash=False)
+    probs = probability_graph(
+        run.source.data,
+        run.plan,
+        run.chunking,
+        predictor,
+        run.stats,
+        run.net.num_classes,
+        run.flat_range,
+    )
+    path = str(scratch / "probs")
+    probs.rechunk((-1, *run.chunking.dask_chunks())).to_zarr(path, compute=False).compute(
+        scheduler=client
+    )
+    events.put(("stage", "postprocess"))
+    labels, n = instances_chunked(
+        da.from_zarr(path), run.mode, scratch, grow_depth=64, scheduler=client, **_kwargs(run)
+    )
+    return labels, n
+
+
+def _provenance(run: Any, n: int) -> dict[str, Any]:
+    norm = run.net.normalization
+    return {
+        "model": run.model_info,
+        "package": f"napari-sa2net {__version__}",
+        "source": run.source.name,
+        "shape": list(run.source.shape),
+        "mode": run.mode,
+        "tiling": {**describe(run.plan, run.chunking), "batch_size": run.choice.batch_size},
+        "device": str(run.predictor.device),
+        "amp": bool(run.predictor.amp_dtype is not None),
+        "thresholds": _kwargs(run),
+        "skip_background_range": run.flat_range,
+        "normalization": {
+            **norm.to_dict(),
+            "low": np.asarray(run.stats[0]).tolist(),
+            "high": np.asarray(run.stats[1]).tolist(),
+        },
+        "n_objects": n,
+    }
+
+
+def _write(run: Any, labels: Any, provenance: dict[str, Any], client: Any) -> Path:
+    import dask
+
+    from ..io import write_labels_tiff, write_ome_zarr_labels
+
+    pixel_size = getattr(run.source, "pixel_size", None)
+    overwrite = run.args["overwrite"]
+    with dask.config.set(scheduler=client):
+        if run.out.suffix.lower() == ".zarr":
+            return write_ome_zarr_labels(
+                run.out, labels, provenance, overwrite=overwrite, pixel_size=pixel_size
+            )
+        return write_labels_tiff(
+            run.out, labels, provenance, overwrite=overwrite, pixel_size=pixel_size
+        )

@@ -1,0 +1,168 @@
+"""Argument checks, automatic tile / overlap / batch sizes and the memory + time estimate.
+
+The memory estimate of one forward pass is ``BYTES_PER_PIXEL_PER_WIDTH * width * tile²`` per
+tile (fp32; half with bf16/fp16 autocast) — the full-resolution stages hold about two dozen
+``width``-channel maps at once. The time estimate uses the multiply-accumulates per pixel of the
+configuration (45.8 GMAC per 256² for width 64, scaling with width²) and a nominal device speed;
+both are rough and printed as such. The overlap follows from the model's measured reach
+(:func:`napari_sa2net.model.suggested_halo`), computed once per model object.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .tiling import ALIGN, halo_of, overlap_for_halo
+
+BYTES_PER_PIXEL_PER_WIDTH = 24 * 4
+#: Multiply-accumulates per pixel of the width-64 (paper) network.
+MACS_PER_PIXEL_W64 = 45.8e9 / 256**2
+#: Nominal sustained multiply-accumulates per second, for the estimate only.
+NOMINAL_MACS = {"cuda": 20e12, "mps": 2e12, "cpu": 40e9}
+TILE_CHOICES = (1024, 768, 512, 384, 256)
+_HALO_CACHE: dict[int, int] = {}
+
+
+@dataclass
+class Choice:
+    tile: int
+    overlap: int
+    batch_size: int
+    bytes_per_batch: int
+    seconds_per_mpx: float
+
+    def message(self, plan: Any, device: Any) -> str:
+        mpx = plan.shape[0] * plan.shape[1] / 1e6
+        return (
+            f"{len(plan)} tiles of {self.tile}² (overlap {self.overlap}, batch {self.batch_size}) "
+            f"on {device}; ~{self.bytes_per_batch / 2**30:.2f} GiB per batch, "
+            f"~{mpx * self.seconds_per_mpx:.0f} s estimated for {mpx:.1f} MP"
+        )
+
+
+@dataclass
+class Run:
+    """Everything a run needs, decided before any tile is predicted."""
+
+    source: Any
+    net: Any
+    model_info: dict
+    plan: Any
+    chunking: Any
+    stats: Any
+    predictor: Any
+    mode: str
+    out: Path | None
+    chunked: bool
+    choice: Choice
+    flat_range: float | None
+    args: dict
+
+
+def resolve_model(model: Any, device: Any) -> tuple[Any, dict[str, Any]]:
+    """A model in eval mode on ``device`` and its provenance (name, hash)."""
+    from ..model import SA2Net, load_model, model_hash
+    from ..model.checkpoints import _resolve_path
+
+    if isinstance(model, SA2Net):
+        name = model.metadata.get("name") or model.config.name
+        return model.to(device).eval(), {"name": name, "hash": model.metadata.get("hash")}
+    path = _resolve_path(model)
+    net = load_model(path, device=device)
+    return net, {"name": str(model), "hash": model_hash(path)}
+
+
+def open_source(image: Any, channel: Any, in_channels: int) -> Any:
+    """Open ``image`` lazily and check its channels against the model's."""
+    from ..io import open_image
+
+    source = open_image(image, channel=channel)
+    channels = source.shape[2]
+    if channels != in_channels:
+        raise ValueError(
+            f"the model takes {in_channels} channel(s) but the image has {channels} "
+            f"(shape {tuple(source.shape)}); pick {in_channels} with channel=..."
+        )
+    return source
+
+
+def check_thresholds(interior: float, foreground: float) -> None:
+    for name, value in (("interior_threshold", interior), ("foreground_threshold", foreground)):
+        if not 0.0 < float(value) < 1.0:
+            raise ValueError(f"{name}={value} must lie strictly between 0 and 1; try 0.5")
+
+
+def needs_pipeline(pixels: int, out: Path | None, in_memory_max: int, return_max: int) -> bool:
+    """True for the chunked dask pipeline; refuse huge images without an output path."""
+    if out is None and pixels > return_max:
+        raise ValueError(
+            f"the image has {pixels / 1e6:.0f} MP, too large to return in memory; pass "
+            "out='labels.zarr' to write the labels chunk by chunk"
+        )
+    if out is not None and out.suffix.lower() not in (".zarr", ".tif", ".tiff"):
+        raise ValueError(f"out={str(out)!r} must end in .zarr, .tif or .tiff")
+    return pixels > in_memory_max or (out is not None and out.suffix.lower() == ".zarr")
+
+
+def model_halo(net: Any) -> int:
+    """The model's suggested halo, measured once per model object."""
+    from ..model import suggested_halo
+
+    key = id(net)
+    if key not in _HALO_CACHE:
+        _HALO_CACHE[key] = suggested_halo(net)
+    return _HALO_CACHE[key]
+
+
+def available_bytes(device: Any) -> int:
+    """Free memory of the compute device (CUDA: free VRAM; else available RAM)."""
+    if device.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def tile_bytes(width: int, tile: int, amp: bool) -> int:
+    return int(BYTES_PER_PIXEL_PER_WIDTH * width * tile * tile * (0.5 if amp else 1.0))
+
+
+def choose(net: Any, shape: tuple[int, int], device: Any, args: dict) -> Choice:
+    """Tile, overlap and batch size: the user's values, or automatic ones."""
+    halo = model_halo(net)
+    overlap = args["overlap"] if args["overlap"] is not None else overlap_for_halo(halo)
+    if args["overlap"] is not None and halo_of(overlap) < halo:
+        warnings.warn(
+            f"overlap={overlap} gives {halo_of(overlap)} px of context at tile seams, less than "
+            f"the model's reach ({halo} px): seams may show; use overlap="
+            f"{overlap_for_halo(halo)}",
+            stacklevel=4,
+        )
+    amp = device.type == "cuda" and args["amp"] is not False
+    width = net.config.width
+    budget = available_bytes(device) // 2
+    largest = -(-max(shape) // ALIGN) * ALIGN
+    tile = args["tile"]
+    if tile is None:
+        fits = [t for t in TILE_CHOICES if tile_bytes(width, t, amp) <= budget and t > overlap]
+        tile = min(fits[0] if fits else max(256, 2 * overlap), max(largest, 2 * overlap + ALIGN))
+        tile = -(-tile // ALIGN) * ALIGN
+    batch = args["batch_size"]
+    if batch is None:
+        limit = 16 if device.type == "cuda" else 2
+        batch = max(1, min(limit, budget // max(1, tile_bytes(width, tile, amp))))
+    macs = MACS_PER_PIXEL_W64 * (width / 64) ** 2 * (tile / max(1, tile - overlap)) ** 2
+    speed = NOMINAL_MACS.get(device.type, NOMINAL_MACS["cpu"])
+    return Choice(
+        tile, overlap, int(batch), batch * tile_bytes(width, tile, amp), macs * 1e6 / speed
+    )
