@@ -223,3 +223,17 @@ def test_io_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("options", [{"imagej": True}, {"byteorder": ">"}, {}])
+def test_uncompressed_single_strip_tiff_is_memory_mapped(tmp_path, options):
+    data = _ramp((1500, 1300))
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, data, **options)  # one strip: the zarr store would make one chunk
+    image = open_image(path)
+    assert image.data.chunksize == (512, 512, 1) and image.dtype == np.dtype("uint16")
+    np.testing.assert_array_equal(
+        image.data[700:900, 1000:1300, 0].compute(), data[700:900, 1000:]
+    )
+    restored = pickle.loads(pickle.dumps(image.data))
+    np.testing.assert_array_equal(restored.blocks[1, 2].compute()[..., 0], data[512:1024, 1024:])

@@ -93,6 +93,30 @@ class TiffArray:
         self._zarr, self._tif, self._lock = None, None, threading.Lock()
 
 
+class MemmapArray:
+    """Uncompressed, contiguous TIFF image data as a lazy, picklable array-like.
+
+    Such files (ImageJ, most uncompressed writers) are often one strip per page, so the zarr
+    store would make the whole image one chunk; a memory map reads any window instead.
+    """
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: str) -> None:
+        self.path, self.offset, self.shape = Path(path), int(offset), tuple(shape)
+        self._file_dtype = np.dtype(dtype)
+        self.dtype = self._file_dtype.newbyteorder("=")
+        self.ndim = len(self.shape)
+        self.file_chunks = (1,) * self.ndim
+        self._map: Any = None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._map is None:
+            self._map = np.memmap(self.path, self._file_dtype, "r", self.offset, self.shape)
+        return np.array(self._map[key], dtype=self.dtype)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_map": None}
+
+
 def _check_complete(path: Path, pages: Any) -> None:
     """Raise when a page's image data lies past the end of the file (a truncated copy)."""
     size = path.stat().st_size
@@ -150,8 +174,15 @@ def tiff_pixel_size(tif: Any, series: int = 0) -> tuple[float, float] | None:
         return None  # malformed metadata must not stop reading the pixels
 
 
-def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, float]:
-    """Axes, photometric, pixel size and downsampling of one series level (metadata only)."""
+def _contiguous(tif: Any, chosen: Any) -> tuple[int, tuple[int, ...], str] | None:
+    """Offset, shape and file dtype when the level's data can be memory-mapped, else None."""
+    if chosen.dataoffset is None or not chosen.keyframe.is_memmappable:
+        return None
+    return int(chosen.dataoffset), tuple(chosen.shape), tif.byteorder + chosen.dtype.str[1:]
+
+
+def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, float, Any]:
+    """Axes, photometric, pixel size, downsampling and memory-map layout of one series level."""
     import tifffile
 
     try:
@@ -169,6 +200,7 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
                 int(chosen.keyframe.photometric),
                 tiff_pixel_size(tif, series),
                 levels[0].shape[y] / chosen.shape[y],
+                _contiguous(tif, chosen),
             )
     except ValueError as err:
         if str(err).startswith("cannot read"):
@@ -192,9 +224,9 @@ def open_tiff(
     from dask.base import tokenize
 
     path = Path(path)
-    file_axes, photometric, pixel_size, scale = _read_metadata(path, series, level)
+    file_axes, photometric, pixel_size, scale, contiguous = _read_metadata(path, series, level)
     try:
-        array = TiffArray(path, series, level)
+        array = MemmapArray(path, *contiguous) if contiguous else TiffArray(path, series, level)
     except Exception as err:  # tifffile raises many types for broken files
         raise _cannot_read(path, err) from err
     yxc_axes = normalize_axes(axes or file_axes, array.shape)
