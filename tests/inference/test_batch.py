@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,24 +23,26 @@ from napari_sa2net.io import read_labels
 
 @dataclass
 class FakeResult:
-    labels: np.ndarray
-    metadata: dict[str, Any]
+    path: Path
+    n_objects: int
 
 
-def threshold_segment_job(image, *, model, device, bands=4, **kwargs):
-    """Label connected bright regions of channel 0; yields one event per band of rows."""
+def threshold_segment_job(image, *, model, device, out, overwrite, bands=4, **kwargs):
+    """Label connected bright regions of channel 0 into ``out``; one event per band of rows."""
     from scipy import ndimage
 
-    from napari_sa2net.io import open_image
+    from napari_sa2net.io import open_image, write_labels_tiff, write_ome_zarr_labels
 
     data = open_image(image).data[..., 0]
     step = -(-data.shape[0] // bands)
     parts = []
     for i in range(bands):
         parts.append(np.asarray(data[i * step : (i + 1) * step]) > 100)
-        yield Progress("tile", i + 1, bands, 0, "predicting")
-    labels, _ = ndimage.label(np.concatenate(parts))
-    return FakeResult(labels.astype(np.uint32), {"model": str(model), "segmenter": "threshold"})
+        yield Progress("tile", i + 1, bands, 1, "predicting")
+    labels, n = ndimage.label(np.concatenate(parts))
+    writer = write_ome_zarr_labels if out.suffix == ".zarr" else write_labels_tiff
+    writer(out, labels.astype(np.uint32), {"model": str(model), "source": str(image)}, overwrite)
+    return FakeResult(out, n)
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_batch_writes_labels_and_records_bad_files(folder, tmp_path, fake_segmen
     assert "axes" in by_name["stack.tif"].error
     labels, meta = read_labels(out / "img2.tif")
     assert labels.shape == (64, 80) and int(labels.max()) == 5
-    assert meta["segmenter"] == "threshold" and meta["source"].endswith("img2.tif")
+    assert meta["model"] == "m" and meta["source"].endswith("img2.tif")
     rows = _summary(out)
     assert list(rows[0]) == ["file", "status", "objects", "mean_area_px", "seconds", "error"]
     assert [(r["file"], r["status"]) for r in rows] == [(r.file, r.status) for r in result.files]
@@ -202,3 +204,30 @@ def test_cli_batch(folder, tmp_path, fake_segment, capsys):
     )
     assert code == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_real_segment_job_cancel_and_resume(folder, tmp_path):
+    """The real segment_job with an untrained tiny model: outputs, bad files, cancel, resume."""
+    from napari_sa2net import create_model
+
+    model = create_model("sa2net-tiny", in_channels=1, num_classes=3)
+    out = tmp_path / "real"
+    job = batch_job(folder, out, model=model, device="cpu", output_format="tif")
+    for event in job:
+        if event.stage == "file" and event.message.startswith("img0.tif: done"):
+            job.close()  # cancel after the first segmented file
+            break
+    finished = sorted(p.name for p in out.iterdir() if not p.name.startswith("sa2net"))
+    assert finished == ["img0.tif"]
+    result = run_job(batch_job(folder, out, model=model, device="cpu", output_format="tif"))
+    status = {r.file: r.status for r in result.files}
+    assert status == {
+        "broken.tif": "failed",
+        "img0.tif": "skipped",
+        "img1.tif": "done",
+        "img2.tif": "done",
+        "stack.tif": "failed",
+    }
+    labels, meta = read_labels(out / "img1.tif")
+    assert labels.shape == (64, 80) and meta["model"]["name"] == "sa2net-tiny"
+    assert [p for p in out.iterdir() if p.name.startswith(".")] == []

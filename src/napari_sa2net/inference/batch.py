@@ -15,8 +15,6 @@ from dataclasses import astuple, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._progress import Job, Progress
 
 __all__ = ["SUMMARY_NAME", "BatchResult", "FileRecord", "batch_job", "find_images"]
@@ -152,30 +150,27 @@ def _check_arguments(input_dir: Path, output_dir: Path, output_format: str) -> N
 
 
 def _load_model(model: Any, device: Any) -> Any:
-    """Load a model name or checkpoint path once for the whole batch (fails early if wrong)."""
-    if model is None:
-        from ..model import DEFAULT_MODEL
+    """Load the model once for the whole batch (a wrong name or file fails before any image).
 
-        model = DEFAULT_MODEL
-    if isinstance(model, (str, Path)):
-        from ..model import load_model
+    The loaded model keeps the name and hash ``segment_job`` would record for the name or path,
+    so the provenance of every output is the same as for a single ``sa2net segment``.
+    """
+    from ..model import DEFAULT_MODEL, resolve_device
+    from .sizing import resolve_model
 
-        return load_model(model, device=device)
-    return model
+    net, info = resolve_model(DEFAULT_MODEL if model is None else model, resolve_device(device))
+    net.metadata.update({key: value for key, value in info.items() if value is not None})
+    return net
 
 
-def _count_objects(labels: Any) -> tuple[int, float]:
-    """Objects and mean object area in pixels, chunk by chunk for dask labels."""
-    import dask.array as da
+def _mean_area(path: Path, objects: int) -> float:
+    """Mean object area in pixels, counted chunk by chunk from the written labels."""
+    from ..io import read_labels
 
-    if isinstance(labels, da.Array):
-        ids = da.unique(labels[labels > 0]).compute()
-        foreground = int((labels > 0).sum().compute())
-    else:
-        labels = np.asarray(labels)
-        ids = np.unique(labels[labels > 0])
-        foreground = int(np.count_nonzero(labels))
-    return len(ids), (foreground / len(ids) if len(ids) else 0.0)
+    if not objects:
+        return 0.0
+    labels, _ = read_labels(path)
+    return float((labels > 0).sum().compute()) / objects
 
 
 def _segment_job() -> Any:
@@ -185,10 +180,15 @@ def _segment_job() -> Any:
     return segment_job
 
 
-def _segment(path: Path, batch: _Batch) -> Job[Any]:
-    """Run ``segment_job`` on one file, forwarding its events one level deeper."""
+def _segment(path: Path, target: Path, batch: _Batch) -> Job[Any]:
+    """Run ``segment_job`` on one file into ``target``, forwarding its events at level 1."""
     inner = _segment_job()(
-        str(path), model=batch.model, device=batch.device, **batch.segment_kwargs
+        str(path),
+        model=batch.model,
+        device=batch.device,
+        out=target,
+        overwrite=batch.overwrite,
+        **batch.segment_kwargs,
     )
     try:
         while True:
@@ -196,35 +196,25 @@ def _segment(path: Path, batch: _Batch) -> Job[Any]:
                 event = next(inner)
             except StopIteration as stop:
                 return stop.value
-            yield replace(event, level=event.level + 1)
+            yield replace(event, level=1)
     finally:
         inner.close()  # a cancelled batch cancels the file in progress: no partial output
 
 
-def _write(labels: Any, target: Path, batch: _Batch, metadata: Any, pixel_size: Any) -> None:
-    from ..io import write_labels_tiff, write_ome_zarr_labels
-
-    writer = write_ome_zarr_labels if target.suffix == ".zarr" else write_labels_tiff
-    writer(target, labels, metadata, overwrite=batch.overwrite, pixel_size=pixel_size)
-
-
 def _process(path: Path, name: str, batch: _Batch) -> Job[FileRecord]:
-    """Segment one file and write its labels; errors become a ``failed`` record."""
+    """Segment one file into its output; errors become a ``failed`` record."""
     from ..io import open_image
 
     started = time.perf_counter()
     try:
-        image = open_image(path, channel=batch.segment_kwargs.get("channel"))
         fmt = batch.output_format
         if fmt == "auto":
-            fmt = "zarr" if image.shape[0] * image.shape[1] > AUTO_ZARR_ABOVE else "tif"
+            height, width, _ = open_image(path, channel=batch.segment_kwargs.get("channel")).shape
+            fmt = "zarr" if height * width > AUTO_ZARR_ABOVE else "tif"
         target = output_path(batch.root, path, batch.output_dir, fmt)
-        result = yield from _segment(path, batch)
-        labels = getattr(result, "labels", result)
-        metadata = dict(getattr(result, "metadata", None) or {})
-        metadata["source"] = str(path)
-        _write(labels, target, batch, metadata, image.pixel_size)
-        objects, mean_area = _count_objects(labels)
+        result = yield from _segment(path, target, batch)
+        objects = int(result.n_objects)
+        mean_area = _mean_area(target, objects)
     except Exception as err:  # a bad file is recorded and skipped, never fatal
         seconds = time.perf_counter() - started
         return FileRecord(name, "failed", None, None, seconds, f"{type(err).__name__}: {err}")
