@@ -26,7 +26,7 @@ def work(run: Any, scratch: Path, events: queue.Queue, outcome: dict[str, Any]) 
         path = None
         if run.out is not None:
             events.put(("stage", "write"))
-            path = _write(run, labels, provenance, client)
+            path = _write(run, labels, provenance)
             outcome["written"] = True
         result_labels = path if path is not None else np.asarray(labels)
         from .api import SegmentResult
@@ -110,7 +110,7 @@ def _provenance(run: Any, n: int) -> dict[str, Any]:
         "model": run.model_info,
         "package": f"napari-sa2net {__version__}",
         "source": run.source.name,
-        "shape": list(run.source.shape),
+        "image_shape": list(run.source.shape),  # not "shape": see report (io TIFF reader)
         "mode": run.mode,
         "tiling": {**describe(run.plan, run.chunking), "batch_size": run.choice.batch_size},
         "device": str(run.predictor.device),
@@ -126,14 +126,16 @@ def _provenance(run: Any, n: int) -> dict[str, Any]:
     }
 
 
-def _write(run: Any, labels: Any, provenance: dict[str, Any], client: Any) -> Path:
+def _write(run: Any, labels: Any, provenance: dict[str, Any]) -> Path:
     import dask
 
     from ..io import write_labels_tiff, write_ome_zarr_labels
 
     pixel_size = getattr(run.source, "pixel_size", None)
     overwrite = run.args["overwrite"]
-    with dask.config.set(scheduler=client):
+    # Written by local threads even with a cluster: the labels are cheap lookups of scratch
+    # arrays, and the io writer's zarr target does not pickle (holds a lock).
+    with dask.config.set(scheduler="threads"):
         if run.out.suffix.lower() == ".zarr":
             return write_ome_zarr_labels(
                 run.out, labels, provenance, overwrite=overwrite, pixel_size=pixel_size

@@ -1,0 +1,211 @@
+"""segment_job end to end with sa2net-tiny: seam-free tiling, dask == numpy, distributed == local,
+bad input, cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage as ndi
+
+from napari_sa2net._progress import run_job
+from napari_sa2net.inference import segment, segment_job
+from napari_sa2net.inference.api import labels_of
+from napari_sa2net.inference.postprocess import probabilities_to_instances
+from napari_sa2net.inference.predictor import Predictor
+from napari_sa2net.inference.stitching import predict_in_memory
+from napari_sa2net.inference.tiling import TilePlan, halo_of
+from napari_sa2net.model import create_model, suggested_halo
+from napari_sa2net.normalization import Normalization
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return create_model("sa2net-tiny", in_channels=1, num_classes=3).eval()
+
+
+def _image(size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (ndi.gaussian_filter(rng.random((size, size)), 3) * 4000).astype(np.uint16)
+
+
+def _whole(model, image, stats) -> np.ndarray:
+    x = Normalization.apply(image[..., None], *stats)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(np.moveaxis(x, -1, 0)[None].copy()))
+    return torch.softmax(logits, 1)[0].numpy()
+
+
+def _thresholds(probs: np.ndarray) -> dict[str, float]:
+    # A random network has no notion of nuclei: pick thresholds that give many objects.
+    return {
+        "interior_threshold": float(np.quantile(probs[1], 0.8)),
+        "foreground_threshold": float(np.quantile(1 - probs[0], 0.6)),
+        "min_size": 4,
+    }
+
+
+def _seam_check(model, size, tile, same_objects):
+    image = _image(size)
+    stats = model.normalization.statistics(image[..., None])
+    whole = _whole(model, image, stats)
+    overlap = 3 * 64  # halo_of(192) = 72 >= the suggested halo
+    assert halo_of(overlap) >= suggested_halo(model)
+    predictor = Predictor(model, "cpu", batch_size=2)
+    tiled = predict_in_memory(
+        image[..., None], TilePlan(image.shape, tile, overlap), predictor, stats, 3, None
+    )
+    deviation = float(np.abs(tiled - whole).max())
+    assert deviation < 1e-3, deviation
+    # The check is sensitive: without a halo the tile borders show.
+    no_halo = predict_in_memory(
+        image[..., None], TilePlan(image.shape, tile, 0), predictor, stats, 3, None
+    )
+    assert float(np.abs(no_halo - whole).max()) > 10 * max(deviation, 1e-6)
+    thresholds = _thresholds(whole)
+    expected = probabilities_to_instances(whole, "instance", **thresholds)
+    result = segment(
+        image,
+        model=model,
+        tile=tile,
+        overlap=overlap,
+        device="cpu",
+        skip_background=False,
+        **thresholds,
+    )
+    assert result.n_objects == expected.max() > 20
+    assert same_objects(result.labels, expected)
+
+
+def test_seam_free_512(tiny, same_objects):
+    _seam_check(tiny, 512, 256, same_objects)
+
+
+@pytest.mark.slow
+def test_seam_free_2048(tiny, same_objects):
+    _seam_check(tiny, 2048, 512, same_objects)
+
+
+def test_dask_path_equals_numpy_path_and_progress(tiny, tmp_path, same_objects):
+    image = _image(300)
+    kwargs = {
+        "model": tiny,
+        "tile": 128,
+        "overlap": 96,
+        "device": "cpu",
+        "batch_size": 2,
+        "interior_threshold": 0.34,
+        "foreground_threshold": 0.6,
+        "min_size": 4,
+    }
+    events = []
+    in_memory = run_job(segment_job(image, **kwargs), events.append)
+    tiles = [e for e in events if e.stage == "tile"]
+    n_tiles = len(TilePlan((300, 300), 128, 96))
+    assert len(tiles) == -(-n_tiles // 2) and tiles[-1].current == n_tiles
+    assert "tiles of 128²" in events[0].message and "GiB" in events[0].message
+    chunked = segment(image, out=tmp_path / "x.zarr", chunk=128, **kwargs)
+    assert chunked.path == tmp_path / "x.zarr" and chunked.n_objects == in_memory.n_objects
+    assert same_objects(labels_of(chunked), in_memory.labels)
+    assert chunked.provenance["tiling"]["tile"] == 128
+    assert [p.name for p in tmp_path.iterdir()] == ["x.zarr"]  # no scratch left
+    with pytest.raises(FileExistsError):
+        segment(image, out=tmp_path / "x.zarr", **kwargs)
+    tif = segment(image, out=tmp_path / "x.tif", **kwargs)
+    assert same_objects(labels_of(tif), in_memory.labels)
+
+
+def test_distributed_equals_local(tiny, tmp_path, same_objects):
+    distributed = pytest.importorskip("distributed")
+    image = _image(256, seed=3)
+    kwargs = {
+        "model": tiny,
+        "tile": 128,
+        "overlap": 96,
+        "device": "cpu",
+        "chunk": 128,
+        "interior_threshold": 0.34,
+        "foreground_threshold": 0.6,
+        "min_size": 4,
+    }
+    local = segment(image, out=tmp_path / "local.zarr", **kwargs)
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = segment(image, out=tmp_path / "remote.zarr", scheduler=client, **kwargs)
+    np.testing.assert_array_equal(labels_of(remote), labels_of(local))
+
+
+def test_cancel_leaves_nothing(tiny, tmp_path):
+    job = segment_job(
+        _image(512),
+        model=tiny,
+        tile=128,
+        overlap=32,
+        device="cpu",
+        batch_size=1,
+        out=tmp_path / "x.zarr",
+        chunk=256,
+    )
+    for event in job:
+        if event.stage == "tile":
+            break
+    job.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tile": 128, "overlap": 128}, "smaller than tile"),
+        ({"tile": 100}, "multiple of 16"),
+        ({"channel": 3}, "channel"),
+        ({"interior_threshold": 1.5}, "between 0 and 1"),
+        ({"out": "x.png"}, ".zarr, .tif"),
+    ],
+)
+def test_bad_arguments(tiny, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        segment(_image(64), model=tiny, device="cpu", **kwargs)
+
+
+def test_wrong_channel_count_and_nan(tiny):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="channel"):
+        segment(rgb, model=tiny, device="cpu")
+    with pytest.raises(ValueError, match="finite"):
+        segment(np.full((64, 64), np.nan, np.float32), model=tiny, device="cpu")
+    image = _image(64).astype(np.float32)
+    image[10:20, 10:20] = np.nan
+    image[30, 30] = np.inf
+    result = segment(image, model=tiny, device="cpu", tile=64, overlap=16)
+    assert result.labels.shape == (64, 64) and result.labels.dtype == np.uint32
+
+
+def test_tiny_images(tiny):
+    with pytest.raises(ValueError, match="1×1"):  # refused by io.open_image, clearly
+        segment(np.ones((1, 1), np.uint16), model=tiny, device="cpu")
+    result = segment(_image(37)[:5], model=tiny, device="cpu")  # smaller than one tile
+    assert result.labels.shape == (5, 37) and result.plan["grid"] == [1, 1]
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_matches_cpu(tiny, same_objects):
+    image = _image(256)
+    kwargs = {
+        "model": tiny,
+        "tile": 128,
+        "overlap": 96,
+        "interior_threshold": 0.34,
+        "foreground_threshold": 0.6,
+        "min_size": 4,
+    }
+    cpu = segment(image, device="cpu", **kwargs)
+    cuda = segment(image, device="cuda", amp=True, **kwargs)
+    assert cuda.device.startswith("cuda") and cuda.provenance["amp"]
+    assert np.mean((cuda.labels > 0) == (cpu.labels > 0)) > 0.95
+    tiny.to("cpu")
