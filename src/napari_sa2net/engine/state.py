@@ -33,6 +33,7 @@ def save_state(state: dict[str, Any], path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a state file is not secret
         torch.save(state, tmp)
         os.replace(tmp, path)
     except BaseException:
