@@ -9,6 +9,7 @@ from .checkpoints import (
     load_state_dict_checked,
     model_hash,
     read_checkpoint,
+    resolve_checkpoint_path,
     save_checkpoint,
 )
 from .devices import available_devices, resolve_device
@@ -34,6 +35,7 @@ __all__ = [
     "measure_reach",
     "model_hash",
     "read_checkpoint",
+    "resolve_checkpoint_path",
     "resolve_device",
     "save_checkpoint",
     "suggested_halo",

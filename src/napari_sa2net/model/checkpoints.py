@@ -164,7 +164,8 @@ def load_state_dict_checked(
     return problems
 
 
-def _resolve_path(path_or_name: str | os.PathLike) -> Path:
+def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
+    """The file behind a checkpoint path or a bundled model name (``ValueError`` if none)."""
     path = Path(path_or_name)
     if path.is_file():
         return path
@@ -176,9 +177,12 @@ def _resolve_path(path_or_name: str | os.PathLike) -> Path:
     return bundled_model_path(name)
 
 
+_resolve_path = resolve_checkpoint_path  # older private name, used by inference.sizing
+
+
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
     """The validated checkpoint dictionary of a file or bundled model name (tensors on CPU)."""
-    path = _resolve_path(path_or_name)
+    path = resolve_checkpoint_path(path_or_name)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -224,7 +228,7 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
         metadata=payload.get("metadata", {}),
     )
     load_state_dict_checked(model, payload["state_dict"], strict=True)
-    model.checkpoint_path = _resolve_path(path_or_name)
+    model.checkpoint_path = resolve_checkpoint_path(path_or_name)
     return model.to(target).eval()
 
 
