@@ -127,3 +127,18 @@ def test_existing_output_is_not_overwritten(tiny_folders, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         next(train_job(config(tiny_folders, out)))
     assert out.read_bytes() == b"precious"
+
+
+def test_a_previous_runs_last_checkpoint_is_not_overwritten(tiny_folders, tmp_path):
+    previous = last_path(tmp_path / "m.pt")
+    previous.write_bytes(b"earlier run")
+    with pytest.raises(FileExistsError, match="--resume"):
+        next(train_job(config(tiny_folders, tmp_path / "m.pt")))
+    assert previous.read_bytes() == b"earlier run"
+
+
+def test_scale_jitter_trains(tiny_folders, tmp_path):
+    cfg = config(tiny_folders, tmp_path / "s.pt", epochs=1, scale_jitter=0.2)
+    assert run_job(train_job(cfg)).epochs_done == 1
+    with pytest.raises(ValueError, match="scale_jitter"):
+        next(train_job(config(tiny_folders, tmp_path / "t.pt", scale_jitter=1.5)))

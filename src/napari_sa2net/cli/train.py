@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the pixels")
     parser.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scale-jitter", type=float, default=0.0, help="random zoom range of rotated crops"
+    )
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--resume", type=Path, help="continue from OUT.last.pt of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         val_every=args.val_every,
+        scale_jitter=args.scale_jitter,
     )
     job = train_job(cfg)
     first = next(job)  # data loaded and device resolved: say where training runs

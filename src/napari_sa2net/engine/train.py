@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .._progress import Job, Progress
-from .data import CropSampler, LabelledImage, load_labelled_folder, make_target
+from .data import Augmentation, CropSampler, LabelledImage, load_labelled_folder, make_target
 from .evaluation import autocast, validate
 from .losses import SegmentationLoss
 from .state import last_path, load_state, save_state, state_path
@@ -37,7 +37,8 @@ class TrainConfig:
 
     ``epochs`` is the total epoch count (a resumed run continues up to it); with only
     ``time_budget_minutes`` the run stops after the epoch that crosses the budget.
-    ``steps_per_epoch=None`` makes one epoch see about as many pixels as the training set holds.
+    ``steps_per_epoch=None``: one epoch sees about as many pixels as the training set holds.
+    ``scale_jitter=s`` samples a quarter of the crops at a random zoom in ``[1/(1+s), 1+s]``.
     """
 
     images: Path
@@ -63,6 +64,7 @@ class TrainConfig:
     val_every: int = 1
     val_fraction: float = 0.1
     boundary_width: int = 1
+    scale_jitter: float = 0.0
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting and how to fix it."""
@@ -85,13 +87,17 @@ class TrainConfig:
             raise ValueError("give both val_images and val_labels, or neither")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.scale_jitter < 1:
+            raise ValueError(f"scale_jitter must be in [0, 1), got {self.scale_jitter}")
         out = Path(self.out)
         if out.suffix != ".pt":
             raise ValueError(f"out must be a .pt file, got {str(out)!r}")
-        if out.exists() and not (self.overwrite or self.resume):
-            raise FileExistsError(
-                f"{out} exists; pass overwrite=True (--overwrite) or choose another --out"
-            )
+        for path in (out, last_path(out)):
+            if path.exists() and not (self.overwrite or self.resume):
+                raise FileExistsError(
+                    f"{path} exists; pass overwrite=True (--overwrite), resume from "
+                    f"{last_path(out).name} (--resume), or choose another --out"
+                )
 
 
 @dataclass
@@ -171,7 +177,11 @@ class _Run:
         self.val_labels = [it.labels for it in val]
         targets = [make_target(it.labels, cfg.mode, cfg.boundary_width) for it in train]
         images = [norm(it.image) for it in train]
-        self.sampler = CropSampler(images, targets, cfg.crop, seed=cfg.seed)
+        scales = (1 / (1 + cfg.scale_jitter), 1 + cfg.scale_jitter)
+        augmentation = Augmentation(scale_range=scales)
+        self.sampler = CropSampler(
+            images, targets, cfg.crop, augmentation=augmentation, seed=cfg.seed
+        )
         pixels = sum(t.size for t in targets)
         self.steps = cfg.steps_per_epoch or max(
             1, int(np.ceil(pixels / cfg.crop**2 / cfg.batch_size))
