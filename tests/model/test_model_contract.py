@@ -91,6 +91,7 @@ class TestSA2NetContract:
             (torch.zeros(1, 32, 32), "add the batch axis"),
             (torch.zeros(1, 3, 32, 32), "in_channels=3"),
             (torch.zeros(1, 1, 32, 32, dtype=torch.uint8), "x.float"),
+            (torch.zeros(1, 1, 0, 32), "at least 1×1"),
         ],
     )
     def test_bad_input_says_how_to_fix_it(self, x: torch.Tensor, match: str) -> None:

@@ -155,6 +155,8 @@ class SA2Net(nn.Module):
                 f"(shape {tuple(x.shape)}); pick the matching channel(s) or use a model "
                 f"created with in_channels={x.shape[1]}"
             )
+        if x.shape[0] == 0 or x.shape[-2] == 0 or x.shape[-1] == 0:
+            raise ValueError(f"got an empty tensor {tuple(x.shape)}; pass at least 1×1 pixel")
         if not x.is_floating_point():
             raise ValueError(
                 f"SA2Net expects a floating-point tensor, got {x.dtype}; normalize the image "
