@@ -237,3 +237,12 @@ def test_uncompressed_single_strip_tiff_is_memory_mapped(tmp_path, options):
     )
     restored = pickle.loads(pickle.dumps(image.data))
     np.testing.assert_array_equal(restored.blocks[1, 2].compute()[..., 0], data[512:1024, 1024:])
+
+
+def test_an_open_image_can_be_reopened_with_other_channels():
+    image = open_image(_ramp((20, 30, 3), "uint8"), name="rgb")
+    assert open_image(image) is image
+    green = open_image(image, channel=1)
+    assert green.shape == (20, 30, 1) and green.name == "rgb" and not green.rgb
+    with pytest.raises(ValueError, match="pass its path"):
+        open_image(image, level=1)

@@ -52,7 +52,7 @@ def open_image(
 
     Parameters
     ----------
-    source : str, Path, numpy.ndarray or dask.array.Array
+    source : str, Path, numpy.ndarray, dask.array.Array or ImageSource
         A TIFF / BigTIFF / OME-TIFF / SVS file (tiled and pyramidal files included), a zarr
         array, an OME-Zarr multiscale image, or an array. Arrays without ``axes`` are ``YX``,
         ``YXC`` (last axis ≤ 4 entries) or ``CYX`` (first axis ≤ 4 entries); anything else
@@ -85,6 +85,8 @@ def open_image(
         Unreadable or truncated file, unknown or ambiguous axes, channel / plane / level out of
         range, an image smaller than 2×2 pixels.
     """
+    if isinstance(source, ImageSource):
+        return _reopen(source, channel=channel, level=level, plane=plane, name=name)
     if isinstance(source, (str, Path)):
         from dataclasses import replace
 
@@ -100,6 +102,18 @@ def open_image(
         f"cannot open a {type(source).__name__} as an image; pass a file path, a numpy array "
         "or a dask array"
     )
+
+
+def _reopen(image: ImageSource, **kwargs: Any) -> ImageSource:
+    """An already opened image: pick channels again (its data is ``YXC`` already)."""
+    from dataclasses import replace
+
+    if kwargs["level"] != 0 or kwargs["plane"] is not None:
+        raise ValueError("level= and plane= apply when opening a file; pass its path instead")
+    if kwargs["channel"] is None and kwargs["name"] is None:
+        return image
+    data, rgb = to_yxc(image.data, "YXC", channel=kwargs["channel"], rgb=image.rgb)
+    return replace(image, data=data, rgb=rgb, name=kwargs["name"] or image.name)
 
 
 def _open_path(path: Path, **kwargs: Any) -> ImageSource:
