@@ -142,3 +142,12 @@ def test_scale_jitter_trains(tiny_folders, tmp_path):
     assert run_job(train_job(cfg)).epochs_done == 1
     with pytest.raises(ValueError, match="scale_jitter"):
         next(train_job(config(tiny_folders, tmp_path / "t.pt", scale_jitter=1.5)))
+
+
+@pytest.mark.gpu
+def test_mixed_precision_training_on_cuda(tiny_folders, tmp_path):
+    events = []
+    cfg = config(tiny_folders, tmp_path / "g.pt", device="cuda", epochs=1)
+    result = run_job(train_job(cfg), events.append)
+    assert "cuda" in events[0].message and result.device.startswith("cuda")
+    assert load_model(result.last_path).metadata["training"]["device"].startswith("cuda")

@@ -199,14 +199,20 @@ class CropSampler:
         return np.stack(channels, axis=-1), warped_target
 
     def _jitter(self, x: np.ndarray, aug: Augmentation) -> np.ndarray:
-        gamma = np.exp(self.rng.uniform(*np.log(aug.gamma_range)))
+        # Python floats keep the arithmetic in float32 (NumPy scalars would promote to float64).
+        gamma = float(np.exp(self.rng.uniform(*np.log(aug.gamma_range))))
         if gamma != 1.0:
             low, high = float(x.min()), float(x.max())
             if high > low:
-                x = low + (high - low) * ((x - low) / (high - low)) ** gamma
-        gain = np.exp(self.rng.uniform(*np.log(aug.gain_range)))
-        offset = self.rng.uniform(-aug.max_offset, aug.max_offset)
-        return (x * gain + offset).astype(np.float32, copy=False)
+                x -= low
+                x *= 1.0 / (high - low)
+                np.power(x, gamma, out=x)
+                x *= high - low
+                x += low
+        gain = float(np.exp(self.rng.uniform(*np.log(aug.gain_range))))
+        x *= gain
+        x += float(self.rng.uniform(-aug.max_offset, aug.max_offset))
+        return x
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(B×C×crop×crop float32, B×crop×crop uint8)`` numpy batch."""
