@@ -169,3 +169,27 @@ def test_label_store_left_unfinished_is_removed(tmp_path):
     assert _listing(tmp_path) == []
     with pytest.raises(ValueError, match="integer dtype"):
         create_label_store(tmp_path / "c.zarr", (64, 64), dtype=np.float32)
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import tifffile
+
+    def fill_up(path, *args, **kwargs):
+        with open(path, "wb") as out:
+            out.write(b"II*\x00 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", fill_up)
+    with pytest.raises(OSError, match="no space left on the device") as info:
+        write_labels_tiff(tmp_path / "a.tif", _labels())
+    assert info.value.errno == errno.ENOSPC
+
+    def full_block(block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    lazy = da.from_array(_labels(), chunks=100).map_blocks(full_block, dtype=np.uint32)
+    with pytest.raises(OSError, match="no space left on the device"):
+        write_ome_zarr_labels(tmp_path / "b.zarr", lazy, chunks=(100, 100))
+    assert _listing(tmp_path) == []

@@ -165,9 +165,11 @@ class LabelStore:
     def __enter__(self) -> LabelStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         if not self.finalized:
             self.abort()
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise disk_full_error(self.final_path) from error
 
 
 def _build_pyramid(root: Path, chunks: tuple[int, int]) -> list[tuple[int, int]]:
