@@ -209,7 +209,8 @@ class _Run:
             return f"; resumed weights at epoch {epoch} (no state file: fresh optimizer)"
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
+            self.scaler.load_state_dict(state["scaler"])
         self.sampler.rng.bit_generator.state = state["sampler_rng"]
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
