@@ -246,3 +246,15 @@ def test_an_open_image_can_be_reopened_with_other_channels():
     assert green.shape == (20, 30, 1) and green.name == "rgb" and not green.rgb
     with pytest.raises(ValueError, match="pass its path"):
         open_image(image, level=1)
+
+
+def test_ome_zarr_0_5_written_by_ome_zarr_py(tmp_path):
+    from ome_zarr.writer import write_image
+
+    data = _ramp((2, 300, 200))
+    group = zarr.open_group(str(tmp_path / "v5.zarr"), mode="w")  # zarr 3 → NGFF 0.5
+    write_image(data, group, axes="cyx")
+    image = open_image(tmp_path / "v5.zarr", channel=[1, 0])
+    assert image.axes == "CYX" and image.shape == (300, 200, 2)
+    np.testing.assert_array_equal(image.data.compute(), np.moveaxis(data[[1, 0]], 0, -1))
+    assert open_image(tmp_path / "v5.zarr", level=1).shape == (150, 100, 2)
