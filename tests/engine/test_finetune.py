@@ -7,12 +7,8 @@ import pytest
 import torch
 
 from napari_sa2net._progress import run_job
-from napari_sa2net.engine.finetune import (
-    FinetuneProgress,
-    finetune_job,
-    regions_from_labels,
-    split_regions,
-)
+from napari_sa2net.engine.finetune import FinetuneProgress, finetune_job
+from napari_sa2net.engine.regions import regions_from_labels, split_regions
 from napari_sa2net.model import create_model, load_model
 
 from .conftest import nuclei_image, touching_nuclei

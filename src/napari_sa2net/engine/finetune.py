@@ -25,10 +25,14 @@ from .._progress import Job, Progress
 from .data import IGNORE, CropSampler, make_target
 from .evaluation import autocast, mode_of, predict_probabilities
 from .losses import SegmentationLoss
-
-Region = tuple[int, int, int, int]
-#: Context (pixels) around a held-out region that the network sees when it is validated.
-CONTEXT = 32
+from .regions import (
+    Region,
+    check_regions,
+    mask_of,
+    regions_from_labels,
+    split_regions,
+    with_context,
+)
 
 
 @dataclass(frozen=True)
@@ -55,75 +59,6 @@ class FinetuneResult:
     train_regions: list[Region]
     val_regions: list[Region]
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def check_regions(regions: Sequence[Sequence[int]], shape: tuple[int, int]) -> list[Region]:
-    """Validate ``(y0, x0, y1, x1)`` boxes against an image of ``shape`` (clipped to it)."""
-    out = []
-    for region in regions:
-        if len(region) != 4:
-            raise ValueError(f"a region is (y0, x0, y1, x1), got {tuple(region)}")
-        y0, x0, y1, x1 = (int(v) for v in region)
-        y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, shape[0]), min(x1, shape[1])
-        if y1 - y0 < 4 or x1 - x0 < 4:
-            raise ValueError(
-                f"region {tuple(region)} covers less than 4×4 pixels of the {shape[0]}×"
-                f"{shape[1]} image: draw a larger rectangle inside the image"
-            )
-        out.append((y0, x0, y1, x1))
-    return out
-
-
-def regions_from_labels(labels: np.ndarray, margin: int = 16) -> list[Region]:
-    """Bounding boxes of the painted objects grown by ``margin`` (one per object)."""
-    from scipy import ndimage as ndi
-
-    boxes = ndi.find_objects(np.asarray(labels).astype(np.int64, copy=False))
-    h, w = labels.shape
-    return [
-        (max(s[0].start - margin, 0), max(s[1].start - margin, 0),
-         min(s[0].stop + margin, h), min(s[1].stop + margin, w))
-        for s in boxes if s is not None
-    ]  # fmt: skip
-
-
-def split_regions(
-    regions: list[Region], val_fraction: float, seed: int
-) -> tuple[list[Region], list[Region]]:
-    """Hold out ``max(1, round(val_fraction · n))`` regions, or the bottom rows of a single one."""
-    if val_fraction <= 0:
-        return regions, []
-    if len(regions) == 1:
-        y0, x0, y1, x1 = regions[0]
-        cut = y0 + max(4, round((1 - val_fraction) * (y1 - y0)))
-        if y1 - cut < 4:
-            raise ValueError(
-                f"region {regions[0]} is too small to hold out {val_fraction:.0%} for "
-                "validation: draw a larger region, add regions, or use val_fraction=0"
-            )
-        return [(y0, x0, cut, x1)], [(cut, x0, y1, x1)]
-    n_val = max(1, round(val_fraction * len(regions)))
-    order = np.random.default_rng(seed).permutation(len(regions))
-    held = set(order[:n_val].tolist())
-    return (
-        [r for i, r in enumerate(regions) if i not in held],
-        [r for i, r in enumerate(regions) if i in held],
-    )
-
-
-def _mask(regions: list[Region], shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, bool)
-    for y0, x0, y1, x1 in regions:
-        mask[y0:y1, x0:x1] = True
-    return mask
-
-
-def _with_context(region: Region, shape: tuple[int, int]) -> tuple[Region, Region]:
-    """The region grown by :data:`CONTEXT` and the region's position inside the grown one."""
-    y0, x0, y1, x1 = region
-    gy0, gx0 = max(y0 - CONTEXT, 0), max(x0 - CONTEXT, 0)
-    gy1, gx1 = min(y1 + CONTEXT, shape[0]), min(x1 + CONTEXT, shape[1])
-    return (gy0, gx0, gy1, gx1), (y0 - gy0, x0 - gx0, y1 - gy0, x1 - gx0)
 
 
 def _as_yxc(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,10 +137,10 @@ class _Finetuner:
         self.mode = mode_of(self.model)
         norm = self.model.normalization(image)
         target = make_target(labels, self.mode)
-        keep = _mask(self.train_regions, shape) & ~_mask(self.val_regions, shape)
+        keep = mask_of(self.train_regions, shape) & ~mask_of(self.val_regions, shape)
         target[~keep] = IGNORE
         self.sampler = CropSampler([norm], [target], opts.crop, seed=opts.seed)
-        self.val = [_with_context(r, shape) for r in self.val_regions]
+        self.val = [with_context(r, shape) for r in self.val_regions]
         self.norm, self.labels = norm, labels
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=opts.lr)
