@@ -129,3 +129,12 @@ def test_metrics_are_fast_on_a_large_image_with_many_objects():
     assert f1 == 1.0
     assert 0.7 < aji < 0.9
     assert elapsed < 5.0  # about 0.1 s unloaded; generous for a busy 2-core machine
+
+
+def test_huge_ids_give_the_same_scores():
+    gt, pred = shifted_squares()
+    big = pred.astype(np.uint64) * (1 << 40)  # takes the sorting path instead of a lookup table
+    assert overlaps(gt, big).intersection.tolist() == overlaps(gt, pred).intersection.tolist()
+    assert instance_f1(gt, big, 0.3).pairs == ((1, 9 << 40),)
+    small = pred.astype(np.uint64)  # lookup-table path with an unsigned 64-bit dtype
+    assert overlaps(gt, small).intersection.tolist() == overlaps(gt, pred).intersection.tolist()

@@ -66,7 +66,18 @@ class Overlaps:
 
 
 def _dense_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ids, inverse = np.unique(labels.ravel(), return_inverse=True)
+    """Sorted ids present (0 first) and each pixel's index into them."""
+    flat = labels.ravel()
+    if flat.dtype.kind in "ui" and flat.size and flat.min() >= 0 and flat.max() < 1 << 24:
+        # O(n) lookup table instead of a sort: ids are small non-negative integers.
+        flat = flat.astype(np.intp, copy=False)
+        present = np.bincount(flat) > 0
+        present[0] = True
+        ids = np.flatnonzero(present)
+        lut = np.zeros(present.size, np.int64)
+        lut[ids] = np.arange(ids.size)
+        return ids, lut[flat]
+    ids, inverse = np.unique(flat, return_inverse=True)
     if ids[0] != 0:  # make row / column 0 the background even when none is present
         ids = np.concatenate([[0], ids])
         inverse = inverse + 1
