@@ -8,7 +8,6 @@ skips the files whose output exists and redoes the one that was interrupted, fro
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields, replace
@@ -46,23 +45,10 @@ COLUMNS = tuple(f.name for f in fields(FileRecord))[:-1]
 def find_images(
     folder: str | Path, patterns: str | Sequence[str] = DEFAULT_PATTERNS, recursive: bool = False
 ) -> list[Path]:
-    """Files (and ``.zarr`` stores) in ``folder`` matching any glob pattern, sorted.
+    """Inputs of a batch: see :func:`napari_sa2net.io.listing.find_files`."""
+    from ..io.listing import find_files
 
-    Hidden names (``.x``, e.g. our own partial outputs) are ignored, and so is everything
-    inside a ``.zarr`` store.
-    """
-    folder = Path(folder)
-    patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-    found: set[Path] = set()
-    for pattern in patterns:
-        for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
-            parts = path.relative_to(folder).parts
-            inside_zarr = any(p.lower().endswith(".zarr") for p in parts[:-1])
-            if inside_zarr or any(p.startswith(".") for p in parts):
-                continue
-            if path.is_file() or path.suffix.lower() == ".zarr":
-                found.add(path)
-    return sorted(found)
+    return find_files(folder, patterns, recursive)
 
 
 def output_path(root: Path, path: Path, output_dir: Path, fmt: str) -> Path:
@@ -75,35 +61,23 @@ def output_path(root: Path, path: Path, output_dir: Path, fmt: str) -> Path:
 
 def write_summary(path: Path, records: Sequence[FileRecord]) -> None:
     """Write the summary CSV atomically (readers never see a half-written table)."""
-    from ..io import atomic_path
+    from ..io.tables import write_table
 
-    with atomic_path(path, overwrite=True) as partial, open(partial, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(COLUMNS)
-        for record in records:
-            row = astuple(record)[: len(COLUMNS)]
-            writer.writerow(["" if value is None else value for value in row])
+    write_table(path, COLUMNS, (astuple(r)[: len(COLUMNS)] for r in records))
 
 
 def read_summary(path: Path) -> dict[str, FileRecord]:
     """Records of an earlier run by file name (empty when there is no readable summary)."""
-    try:
-        with open(path, newline="") as table:
-            rows = list(csv.DictReader(table))
-    except (OSError, csv.Error):
-        return {}
+    from ..io.tables import read_table
+
     records = {}
-    for row in rows:
+    for row in read_table(path):
         try:
             objects = int(row["objects"]) if row.get("objects") else None
             area = float(row["mean_area_px"]) if row.get("mean_area_px") else None
+            seconds = float(row.get("seconds") or 0)
             records[row["file"]] = FileRecord(
-                row["file"],
-                row["status"],
-                objects,
-                area,
-                float(row.get("seconds") or 0),
-                row.get("error", ""),
+                row["file"], row["status"], objects, area, seconds, row.get("error") or ""
             )
         except (KeyError, ValueError):
             continue  # a row we cannot parse is redone, not trusted

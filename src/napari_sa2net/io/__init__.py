@@ -20,6 +20,9 @@ _EXPORTS: dict[str, str] = {
     "LabelStore": "label_store",
     "create_label_store": "label_store",
     "finalize_label_store": "label_store",
+    "find_files": "listing",
+    "write_table": "tables",
+    "read_table": "tables",
     "find_image_label_pairs": "folders",
     "read_image_plane": "folders",
 }
