@@ -12,9 +12,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train a model from folders of image/label pairs",
         description=(
             "Train SA2-Net on images/NAME.tif + labels/NAME.tif (instance ids, 0 = background). "
-            "OUT is the best checkpoint (by validation score); OUT.last.pt and "
-            "OUT.last.state.pt hold the latest epoch for --resume. Without --val-images, 10%% "
-            "of the training images (at least one) are held out for validation."
+            "OUT (e.g. run.pt) is the best checkpoint by validation score; run.last.pt and "
+            "run.last.state.pt hold the latest epoch for --resume run.last.pt. Without "
+            "--val-images, 10% of the training images (at least one) are held out for "
+            "validation."
         ),
     )
     parser.add_argument("--images", type=Path, required=True, help="folder of training images")
