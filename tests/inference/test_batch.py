@@ -147,6 +147,9 @@ def test_bad_arguments(folder, tmp_path, fake_segment):
         run_job(batch_job(folder, tmp_path / "o", patterns="*.png", model="m"))
     with pytest.raises(ValueError, match="output_format"):
         run_job(batch_job(folder, tmp_path / "o", output_format="png", model="m"))
+    tifffile.imwrite(folder / "img0.tiff", _blobs(1, 0))
+    with pytest.raises(ValueError, match=r"img0.tif and img0.tiff would both be written"):
+        run_job(batch_job(folder, tmp_path / "o", model="m"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_job(batch_job(tmp_path / "nope", tmp_path / "o", model="m"))
 

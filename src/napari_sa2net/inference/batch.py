@@ -237,7 +237,21 @@ def _prepare(
     if not files:
         where = f"{input_dir}{' or its subfolders' if recursive else ''}"
         raise ValueError(f"no files match {patterns!r} in {where}; check --pattern")
+    _check_collisions(files, input_dir, output_dir)
     return files
+
+
+def _check_collisions(files: list[Path], root: Path, output_dir: Path) -> None:
+    """Refuse inputs that would share an output (``a.tif`` and ``a.tiff``)."""
+    claimed: dict[Path, Path] = {}
+    for path in files:
+        stem = output_path(root, path, output_dir, "tif").with_suffix("")
+        if stem in claimed:
+            raise ValueError(
+                f"{claimed[stem].name} and {path.name} would both be written to {stem}.*; "
+                "rename one of them or narrow --pattern"
+            )
+        claimed[stem] = path
 
 
 def _skip_record(name: str, target: Path, previous: Mapping[str, FileRecord]) -> FileRecord:
