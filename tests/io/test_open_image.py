@@ -258,3 +258,12 @@ def test_ome_zarr_0_5_written_by_ome_zarr_py(tmp_path):
     assert image.axes == "CYX" and image.shape == (300, 200, 2)
     np.testing.assert_array_equal(image.data.compute(), np.moveaxis(data[[1, 0]], 0, -1))
     assert open_image(tmp_path / "v5.zarr", level=1).shape == (150, 100, 2)
+
+
+def test_truncated_he_slide(tmp_path):
+    if not HE_SLIDE.exists():
+        pytest.skip("shared H&E slide not available")
+    cut = tmp_path / "cut.svs"
+    cut.write_bytes(HE_SLIDE.read_bytes()[:900_000])
+    with pytest.raises(ValueError, match=r"cannot read .*cut.svs: .*is the file complete"):
+        open_image(cut)

@@ -187,6 +187,8 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
 
     try:
         with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise IndexError("no image found in it")
             if not 0 <= series < len(tif.series):
                 raise IndexError(f"series {series} is out of range: 0..{len(tif.series) - 1}")
             levels = tif.series[series].levels
