@@ -101,16 +101,37 @@ def test_cancel_stops_at_the_next_yield_and_runs_cleanup_first(qtbot):
     assert len(events) < 10
 
 
-def test_progress_bars_nest_and_close():
+def test_progress_bars_follow_levels_and_stages():
     bars = runner.ProgressBars("job")
     bars.show(Progress("epoch", 1, 3, level=0))
-    bars.show(Progress("batch", 2, 5, level=1))
+    bars.show(Progress("batch", 2, 5, level=1, message="loss 0.3"))
     outer, inner = bars._bars[0], bars._bars[1]
-    assert inner.nest_under is outer
-    assert (outer.n, inner.n) == (1, 2)
+    assert (outer.n, outer.total, inner.n, inner.total) == (1, 3, 2, 5)
+    assert inner.nest_under is (outer if runner.NEST else None)
+    assert inner.desc.startswith("batch: loss 0.3")
     bars.show(Progress("batch", 1, 5, level=1))  # a new epoch restarts the inner count
     assert bars._bars[1] is inner and inner.n == 1
-    bars.show(Progress("validate", 1, 2, level=1))  # a new stage gets its own bar
-    assert bars._bars[1] is not inner
+    bars.show(Progress("validate", 1, 2, level=1))  # a new stage re-labels the same bar
+    assert bars._bars[1] is inner and (inner.total, inner.n) == (2, 1)
+    assert inner.desc.startswith("validate")
     bars.close()
+    assert bars._bars == {}
+
+
+def test_a_close_requested_inside_an_update_happens_after_it():
+    bars = runner.ProgressBars("job")
+    bars.show(Progress("tile", 1, 4, level=1))
+    bar = bars._bars[1]
+    update, seen = bar.update, []
+
+    def update_that_processes_events(n):
+        update(n)
+        bars.close()  # napari's bar ran the event loop and the job's ``finished`` arrived
+        seen.append(dict(bars._bars))
+
+    bar.update = update_that_processes_events
+    bars.show(Progress("tile", 2, 4, level=1, message="predicting"))
+    assert seen == [{1: bar}]  # still open while its update was running
+    assert bars._bars == {} and bar not in runner.progress._all_instances
+    bars.show(Progress("tile", 3, 4, level=1))  # late events after the close are dropped
     assert bars._bars == {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from .conftest import core_job_missing
+
 pytestmark = pytest.mark.gui
 
 
@@ -48,3 +50,65 @@ def test_job_arguments_take_a_plane_lazily(widget, tiny_checkpoint):
     assert isinstance(args["image"], da.Array) and args["image"].shape == (64, 64)
     assert args["tile"] == 128 and args["overlap"] is None and args["out"] is None
     assert args["model"] == tiny_checkpoint.resolve()
+
+
+def test_multiscale_dask_layer_is_passed_lazily(widget, tiny_checkpoint, tmp_path):
+    da = pytest.importorskip("dask.array")
+    reads: list[int] = []
+
+    def count_reads(block):
+        reads.append(1)
+        return block
+
+    base = da.zeros((4096, 4096), chunks=1024, dtype=np.uint16).map_blocks(count_reads)
+    widget.viewer.add_image([base, base[::4, ::4], base[::16, ::16]], name="slide")
+    widget.image.setCurrentText("slide")
+    widget.model.add_checkpoint(tiny_checkpoint)
+    widget.output.set_path(tmp_path / "out")
+    reads.clear()
+    args = widget.job_arguments()
+    assert reads == []  # choosing the layer and building the job reads no pixel
+    assert args["image"].shape == (4096, 4096) and isinstance(args["image"], da.Array)
+    assert args["out"] == tmp_path / "out" / "slide_labels.zarr"
+    assert "3 levels" in widget.info.text()
+
+
+SEGMENT_MISSING = pytest.mark.xfail(
+    core_job_missing("napari_sa2net.inference", "segment_job"),
+    reason="inference.segment_job has not landed",
+    strict=False,
+)
+
+
+@SEGMENT_MISSING
+def test_run_adds_labels_with_the_image_transform(qtbot, widget, tiny_checkpoint):
+    widget.model.add_checkpoint(tiny_checkpoint)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    layer = widget.viewer.layers["nuclei labels"]
+    assert layer.data.shape == (128, 128)
+    assert tuple(layer.scale) == (0.5, 0.5) and tuple(layer.translate) == (10, 20)
+    assert "objects in" in widget.bar.status.text()
+    assert widget.bar.run.isEnabled() and not widget.bar.cancel.isEnabled()
+
+
+@SEGMENT_MISSING
+def test_cancel_stops_the_worker_and_leaves_no_output(qtbot, widget, tiny_checkpoint, tmp_path):
+    from napari_sa2net._sample_data import nuclei_fluorescence
+
+    [(image, _, _)] = nuclei_fluorescence()
+    widget.viewer.add_image(image, name="big")
+    widget.image.setCurrentText("big")
+    widget.model.add_checkpoint(tiny_checkpoint)
+    widget.tile.setValue(128)
+    widget.overlap.setValue(32)
+    widget.batch.setValue(1)
+    out = tmp_path / "out"
+    widget.output.set_path(out)
+    widget.run()
+    events = []
+    widget.worker.yielded.connect(lambda e: (events.append(e), widget.cancel()))
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert events and "big labels" not in widget.viewer.layers
+    assert list(out.iterdir()) == []  # the partial store was removed
+    assert "cancelled" in widget.bar.status.text()

@@ -1,4 +1,4 @@
-"""Run a progress-yielding core job in a napari thread worker.
+"""Run a progress-yielding core job in a worker thread (superqt's worker, as napari's is).
 
 A job is a generator that yields :class:`napari_sa2net._progress.Progress` events and returns its
 result (see ``DEVELOPING.md``). :func:`start_job` runs it in a worker thread, shows one nested
@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import notification_manager, show_error, show_warning
-from superqt.utils._qthreading import GeneratorWorker
+from superqt.utils import GeneratorWorker, create_worker
 
 from .._progress import Cancelled, Job, Progress
 
@@ -50,35 +49,74 @@ def _drive(job: Job[Any]) -> Job[Any]:
     return (yield from job)
 
 
+#: Group the inner bar under the outer one (``nest_under``) in napari's activity dialog. Off:
+#: with napari 0.9.2 the dialog's grouped bars segfault when the group is deleted (its
+#: ``maybe_hide_progress_indicator`` visits half-destroyed bars when the job ends); stacked
+#: bars in level order show the same information safely.
+NEST = False
+
+
 class ProgressBars:
-    """Nested napari progress bars, one per event level, re-created when a stage changes."""
+    """napari progress bars, one per event level (outer first), reused for the whole job.
+
+    napari's Qt progress bars call ``processEvents`` while updating, so the next event can
+    arrive while one is being shown; such events are queued and applied afterwards, and bars
+    are never closed and re-created mid-job (a new stage re-labels and resets its level's bar),
+    which keeps napari's activity dialog from touching half-deleted bars.
+    """
 
     def __init__(self, title: str) -> None:
         self.title = title
         self._bars: dict[int, progress] = {}
+        self._pending: dict[int, Progress] = {}
+        self._busy = False
+        self._closing = False
 
     def show(self, event: Progress) -> None:
         """Move the bar of ``event.level`` to ``event.current``, creating it when needed."""
+        if self._closing:
+            return
+        self._pending[event.level] = event
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._pending and not self._closing:
+                level = min(self._pending)
+                self._apply(self._pending.pop(level))
+        finally:
+            self._busy = False
+        if self._closing:
+            self.close()
+
+    def _apply(self, event: Progress) -> None:
         total = int(event.total or 0)
+        label = self._desc(event)
+        if event.message:
+            label = f"{label}: {event.message}"
         bar = self._bars.get(event.level)
-        if bar is None or bar.total != total or not bar.desc.startswith(self._desc(event)):
-            self.close(from_level=event.level)
+        if bar is None:
             parent = self._bars.get(event.level - 1)
-            bar = progress(total=total, desc=self._desc(event), nest_under=parent)
+            bar = progress(total=total, desc=label, nest_under=parent if NEST else None)
             self._bars[event.level] = bar
+        elif bar.total != total:
+            bar.total = total
         if event.current != bar.n:
             bar.update(event.current - bar.n)
-        if event.message:
-            bar.set_description(f"{self._desc(event)}: {event.message}")
+        if bar.desc.rstrip(": ") != label:
+            bar.set_description(label)
 
     def _desc(self, event: Progress) -> str:
         return f"{self.title} {event.stage}" if event.level == 0 else event.stage
 
-    def close(self, from_level: int = 0) -> None:
-        """Close the bars of ``from_level`` and every deeper level."""
+    def close(self) -> None:
+        """Close every bar, deepest level first (after the update in progress, if any)."""
+        self._closing = True
+        self._pending.clear()
+        if self._busy:
+            return
         for level in sorted(self._bars, reverse=True):
-            if level >= from_level:
-                self._bars.pop(level).close()
+            self._bars.pop(level).close()
 
 
 def notify_error(exc: BaseException, title: str) -> None:
@@ -131,12 +169,15 @@ def start_job(
         The running worker; ``worker.quit()`` cancels the job at its next ``yield``.
     """
     bars = ProgressBars(title) if show_progress else None
+    ended: list[bool] = []  # napari's bars process events while updating: re-entrant calls
 
     def yielded(event: Progress) -> None:
-        if bars is not None and isinstance(event, Progress):
-            bars.show(event)
+        if ended:
+            return  # ``finished`` already ran inside a bar update; drop the stale event
         if on_progress is not None:
             on_progress(event)
+        if bars is not None and isinstance(event, Progress) and not ended:
+            bars.show(event)
 
     def errored(exc: BaseException) -> None:
         notify_error(exc, title)
@@ -144,6 +185,7 @@ def start_job(
             on_error(exc)
 
     def finished() -> None:
+        ended.append(True)
         if bars is not None:
             bars.close()
         if on_finished is not None:
@@ -152,5 +194,6 @@ def start_job(
     connect: dict[str, Any] = {"yielded": yielded, "errored": errored, "finished": finished}
     if on_result is not None:
         connect["returned"] = on_result
-    worker = create_worker(_drive, job, _worker_class=JobWorker, _connect=connect)
-    return worker
+    # superqt's create_worker, not napari's: napari 0.9.2's wrapper connects a two-argument
+    # lambda to ``errored`` (a TypeError in the event loop whenever a job fails in a viewer).
+    return create_worker(_drive, job, _worker_class=JobWorker, _connect=connect)
