@@ -93,7 +93,7 @@ def training_rate(name: str, args: argparse.Namespace, device: torch.device) -> 
         loss.backward()
         optimizer.step()
 
-    return args.batch / timed(step, device, args.iters)
+    return args.batch / timed(step, device, args.train_iters)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256, help="crop side in pixels")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--iters", type=int, default=3, help="timed calls (best kept)")
+    parser.add_argument("--train-iters", type=int, default=2, help="timed training steps")
     parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
