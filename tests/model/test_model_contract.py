@@ -210,3 +210,23 @@ class TestSA2NetContract:
         halo = suggested_halo(model)
         assert halo % 16 == 0 and 32 <= halo <= 208
         assert model.training  # the measurement restores the mode
+
+    @pytest.mark.slow
+    def test_paper_config_trains_on_cpu(self) -> None:
+        model = create_model("sa2net-paper", in_channels=3, num_classes=1).train()
+        outputs = model(torch.randn(2, 3, 48, 64), aux=True)
+        sum(o.mean() for o in outputs).backward()
+        assert all(o.shape == (2, 1, 48, 64) for o in outputs)
+        assert all(p.grad is not None for p in model.parameters())
+
+    @pytest.mark.gpu
+    def test_mixed_precision_on_cuda(self) -> None:
+        model = create_model("sa2net-paper", in_channels=1, num_classes=3).cuda().train()
+        x = torch.randn(2, 1, 96, 80, device="cuda")
+        target = torch.zeros(2, 96, 80, dtype=torch.long, device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            outputs = model(x, aux=True)
+            loss = sum(F.cross_entropy(o.float(), target) for o in outputs)
+        loss.backward()
+        assert torch.isfinite(loss) and all(o.shape == (2, 3, 96, 80) for o in outputs)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters())
