@@ -155,7 +155,9 @@ def to_yxc(
     data, axes = select_plane(data, normalize_axes(axes, data.shape), plane)
     if "C" not in axes:
         data, axes = data[..., None], axes + "C"
-    data = da.transpose(data, [axes.index(a) for a in "YXC"])
+    order = [axes.index(a) for a in "YXC"]
+    if order != [0, 1, 2]:
+        data = da.transpose(data, order)
     n_channels = int(data.shape[2])
     if channel is None:
         if rgb and n_channels == 4:

@@ -8,7 +8,6 @@ so the dask graph pickles (``dask.distributed``).
 from __future__ import annotations
 
 import os
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -16,105 +15,11 @@ from typing import Any
 import numpy as np
 
 from .source import Channel, ImageSource, Plane, grow_chunks, normalize_axes, stem_of, to_yxc
+from .tiff_arrays import MemmapArray, TiffArray, TiledPageArray, cannot_read
 
 #: Micrometres per unit, for OME units and TIFF ResolutionUnit values (per-centimetre etc.).
 _UM_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "micron": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 _UM_PER_RESUNIT = {3: 1e4, 4: 1e3, 5: 1.0}  # CENTIMETER, MILLIMETER, MICROMETER
-
-
-def _cannot_read(path: Path, err: BaseException) -> ValueError:
-    return ValueError(f"cannot read {path}: {err}; is the file complete and a TIFF?")
-
-
-class TiffArray:
-    """One level of one series of a TIFF file as a lazy, picklable array-like.
-
-    Parameters
-    ----------
-    path : Path
-        The TIFF file.
-    series, level : int
-        tifffile series index and pyramid level (0 = full resolution).
-    """
-
-    def __init__(self, path: Path, series: int = 0, level: int = 0) -> None:
-        self.path, self.series, self.level = Path(path), series, level
-        self._zarr: Any = None
-        self._tif: Any = None
-        self._lock = threading.Lock()
-        z = self._open()
-        self.shape: tuple[int, ...] = tuple(z.shape)
-        self.dtype = np.dtype(z.dtype)
-        self.ndim = len(self.shape)
-        self.file_chunks: tuple[int, ...] = tuple(z.chunks)
-
-    def _open(self) -> Any:
-        with self._lock:
-            if self._zarr is None:
-                import tifffile
-                import zarr
-
-                self._tif = tifffile.TiffFile(self.path)
-                store = self._tif.series[self.series].aszarr(level=self.level)
-                self._zarr = zarr.open(store, mode="r")
-            return self._zarr
-
-    def close(self) -> None:
-        """Close the file; the next read reopens it."""
-        with self._lock:
-            if self._tif is not None:
-                self._tif.close()
-            self._tif = self._zarr = None
-
-    def __del__(self) -> None:
-        tif = getattr(self, "_tif", None)
-        if tif is not None:
-            tif.close()
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        try:
-            return np.asarray(self._open()[key])
-        except Exception as err:  # a tile that cannot be decoded
-            raise _cannot_read(self.path, err) from err
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "series": self.series,
-            "level": self.level,
-            "shape": self.shape,
-            "dtype": self.dtype,
-            "ndim": self.ndim,
-            "file_chunks": self.file_chunks,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._zarr, self._tif, self._lock = None, None, threading.Lock()
-
-
-class MemmapArray:
-    """Uncompressed, contiguous TIFF image data as a lazy, picklable array-like.
-
-    Such files (ImageJ, most uncompressed writers) are often one strip per page, so the zarr
-    store would make the whole image one chunk; a memory map reads any window instead.
-    """
-
-    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: str) -> None:
-        self.path, self.offset, self.shape = Path(path), int(offset), tuple(shape)
-        self._file_dtype = np.dtype(dtype)
-        self.dtype = self._file_dtype.newbyteorder("=")
-        self.ndim = len(self.shape)
-        self.file_chunks = (1,) * self.ndim
-        self._map: Any = None
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if self._map is None:
-            self._map = np.memmap(self.path, self._file_dtype, "r", self.offset, self.shape)
-        return np.array(self._map[key], dtype=self.dtype)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_map": None}
 
 
 def _check_complete(path: Path, pages: Any) -> None:
@@ -174,11 +79,22 @@ def tiff_pixel_size(tif: Any, series: int = 0) -> tuple[float, float] | None:
         return None  # malformed metadata must not stop reading the pixels
 
 
-def _contiguous(tif: Any, chosen: Any) -> tuple[int, tuple[int, ...], str] | None:
-    """Offset, shape and file dtype when the level's data can be memory-mapped, else None."""
-    if chosen.dataoffset is None or not chosen.keyframe.is_memmappable:
-        return None
-    return int(chosen.dataoffset), tuple(chosen.shape), tif.byteorder + chosen.dtype.str[1:]
+def _layout(tif: Any, chosen: Any) -> tuple[Any, ...]:
+    """How to read a series level: ``("memmap", offset, shape, dtype)``, ``("tiled",)``, ``()``."""
+    if chosen.dataoffset is not None and chosen.keyframe.is_memmappable:
+        dtype = tif.byteorder + chosen.dtype.str[1:]
+        return ("memmap", int(chosen.dataoffset), tuple(chosen.shape), dtype)
+    if TiledPageArray.supports(chosen):
+        return ("tiled",)
+    return ()
+
+
+def _reader(path: Path, series: int, level: int, layout: tuple[Any, ...]) -> Any:
+    if layout and layout[0] == "memmap":
+        return MemmapArray(path, *layout[1:])
+    if layout:
+        return TiledPageArray(path, series, level)
+    return TiffArray(path, series, level)
 
 
 def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, float, Any]:
@@ -202,14 +118,14 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
                 int(chosen.keyframe.photometric),
                 tiff_pixel_size(tif, series),
                 levels[0].shape[y] / chosen.shape[y],
-                _contiguous(tif, chosen),
+                _layout(tif, chosen),
             )
     except ValueError as err:
         if str(err).startswith("cannot read"):
             raise
-        raise _cannot_read(path, err) from err
+        raise cannot_read(path, err) from err
     except (OSError, IndexError, KeyError, TypeError, RuntimeError) as err:
-        raise _cannot_read(path, err) from err
+        raise cannot_read(path, err) from err
 
 
 def open_tiff(
@@ -226,11 +142,11 @@ def open_tiff(
     from dask.base import tokenize
 
     path = Path(path)
-    file_axes, photometric, pixel_size, scale, contiguous = _read_metadata(path, series, level)
+    file_axes, photometric, pixel_size, scale, layout = _read_metadata(path, series, level)
     try:
-        array = MemmapArray(path, *contiguous) if contiguous else TiffArray(path, series, level)
+        array = _reader(path, series, level, layout)
     except Exception as err:  # tifffile raises many types for broken files
-        raise _cannot_read(path, err) from err
+        raise cannot_read(path, err) from err
     yxc_axes = normalize_axes(axes or file_axes, array.shape)
     stat = os.stat(path)
     data = da.from_array(
