@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order ``sa2net --help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("info", "train", "evaluate", "batch", "segment")
+SUBCOMMANDS: tuple[str, ...] = ("info", "train", "evaluate", "batch", "segment", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

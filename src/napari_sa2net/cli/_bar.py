@@ -15,12 +15,15 @@ def drive(job: Job[R], *, quiet: bool = False) -> R:
     from tqdm.auto import tqdm
 
     bars: dict[int, Any] = {}
+    # What each level's bar counts; a disabled tqdm bar keeps neither desc nor total.
+    kinds: dict[int, tuple[str, int | None]] = {}
 
     def show(event: Progress) -> None:
         bar = bars.get(event.level)
-        if bar is None or bar.desc != event.stage or bar.total != event.total:
+        if bar is None or kinds[event.level] != (event.stage, event.total):
             if bar is not None:
                 bar.close()
+            kinds[event.level] = (event.stage, event.total)
             bar = tqdm(
                 total=event.total,
                 desc=event.stage,

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sa2net._progress import Progress
+from napari_sa2net.cli import main
+from napari_sa2net.cli._bar import drive
+from napari_sa2net.cli.demo import mirror_tile, write_mosaic
+
+
+def _job():
+    yield Progress("epoch", 1, 2)
+    yield Progress("batch", 3, 3, level=1)
+    yield Progress("epoch", 2, 2)
+    return 42
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_drive_returns_the_job_result(quiet):
+    assert drive(_job(), quiet=quiet) == 42
+
+
+def test_mirror_tile_is_continuous_across_the_mirror_line():
+    image = np.arange(12).reshape(3, 4)
+    out = mirror_tile(image, 0, 0, (6, 8))
+    np.testing.assert_array_equal(out[:3, :4], image)
+    np.testing.assert_array_equal(out[3:6, :4], image[::-1])
+    np.testing.assert_array_equal(out[:3, 4:8], image[:, ::-1])
+
+
+def test_write_mosaic_writes_a_tiled_tiff_of_the_asked_size(tmp_path):
+    image = np.random.default_rng(0).integers(0, 4000, (100, 70)).astype(np.uint16)
+    path = write_mosaic(image, tmp_path / "m.tif", 300, tile=128)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].shape == (300, 300)
+        assert tif.pages[0].is_tiled
+        data = tif.asarray()
+    np.testing.assert_array_equal(data, mirror_tile(image, 0, 0, (300, 300)))
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_demo_runs_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
+    from napari_sa2net.model import create_model, save_checkpoint
+
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(create_model("sa2net-tiny", in_channels=1, num_classes=3), checkpoint)
+    args = ["--out", str(tmp_path / "demo"), "--model", str(checkpoint), "--size", "512"]
+    code = main(["demo", *args, "--device", "cpu", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "bundled sample:" in out and "512² mosaic:" in out
+    assert (tmp_path / "demo" / "nuclei_sample_labels.tif").exists()
+    assert (tmp_path / "demo" / "mosaic_512_labels.zarr").is_dir()
+
+
+def test_demo_rejects_a_tiny_mosaic(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--size", "10"]) == 2
+    assert "--size must be at least 256" in capsys.readouterr().err
