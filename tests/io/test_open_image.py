@@ -285,3 +285,20 @@ def test_truncated_he_slide(tmp_path):
     cut.write_bytes(HE_SLIDE.read_bytes()[:900_000])
     with pytest.raises(ValueError, match=r"cannot read .*cut.svs: .*is the file complete"):
         open_image(cut)
+
+
+def test_multi_page_compressed_stack_goes_through_the_zarr_store(tmp_path):
+    from napari_sa2net.io.tiff_arrays import TiffArray
+
+    stack = _ramp((4, 3, 96, 130))  # T C Y X, tiled and compressed: neither memmap nor one page
+    path = tmp_path / "tc.ome.tif"
+    tifffile.imwrite(path, stack, tile=(32, 64), compression="zlib", metadata={"axes": "TCYX"})
+    with pytest.warns(UserWarning, match="T=0"):
+        image = open_image(path, channel=2)
+    assert image.axes == "TCYX" and image.shape == (96, 130, 1)
+    np.testing.assert_array_equal(image.data[..., 0].compute(), stack[0, 2])
+    late = open_image(path, plane={"T": 3})
+    graph = late.data.__dask_graph__()
+    assert any(isinstance(v, TiffArray) for v in graph.values())
+    restored = pickle.loads(pickle.dumps(late.data))
+    np.testing.assert_array_equal(restored.compute(), np.moveaxis(stack[3], 0, -1))
