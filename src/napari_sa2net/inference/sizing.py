@@ -11,12 +11,11 @@ both are rough and printed as such. The overlap follows from the model's measure
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tiling import ALIGN, halo_of, overlap_for_halo
+from .tiling import ALIGN, overlap_for_halo
 
 BYTES_PER_PIXEL_PER_WIDTH = 24 * 4
 #: Multiply-accumulates per pixel of the width-64 (paper) network.
@@ -139,15 +138,11 @@ def tile_bytes(width: int, tile: int, amp: bool) -> int:
 
 def choose(net: Any, shape: tuple[int, int], device: Any, args: dict) -> Choice:
     """Tile, overlap and batch size: the user's values, or automatic ones."""
-    halo = model_halo(net)
-    overlap = args["overlap"] if args["overlap"] is not None else overlap_for_halo(halo)
-    if args["overlap"] is not None and halo_of(overlap) < halo:
-        warnings.warn(
-            f"overlap={overlap} gives {halo_of(overlap)} px of context at tile seams, less than "
-            f"the model's reach ({halo} px): seams may show; use overlap="
-            f"{overlap_for_halo(halo)}",
-            stacklevel=4,
-        )
+    # Measuring the reach costs a forward and backward pass (seconds on a CPU for the larger
+    # configurations), so it only happens when the overlap is automatic.
+    overlap = args["overlap"]
+    if overlap is None:
+        overlap = overlap_for_halo(model_halo(net))
     amp = device.type == "cuda" and args["amp"] is not False
     width = net.config.width
     budget = available_bytes(device) // 2
