@@ -54,7 +54,7 @@ def choose(widget_picker, model) -> None:
     if isinstance(model, Path):
         widget_picker.add_checkpoint(model)
     else:
-        widget_picker.setCurrentIndex(widget_picker.findData(model))
+        widget_picker.setCurrentIndex(widget_picker.index_of(model))
 
 
 def dock(viewer, name: str):
@@ -103,6 +103,7 @@ def finetune_picture(viewer, model, out: Path, epochs: int, workdir: Path) -> No
     widget.regions.setCurrentText("annotated regions")
     choose(widget.model, model)
     widget.length.setValue(epochs)
+    widget.steps.setValue(3)
     widget.output.set_path(workdir / "finetuned.pt")
     widget.start()
     wait_until_idle(widget)

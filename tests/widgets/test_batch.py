@@ -37,7 +37,7 @@ def widget(make_napari_viewer, folder, tiny_checkpoint, tmp_path):
     return w
 
 
-def wait_idle(qtbot, widget, timeout=60_000):
+def wait_idle(qtbot, widget, timeout=300_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 

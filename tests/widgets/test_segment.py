@@ -84,7 +84,7 @@ SEGMENT_MISSING = pytest.mark.xfail(
 def test_run_adds_labels_with_the_image_transform(qtbot, widget, tiny_checkpoint):
     widget.model.add_checkpoint(tiny_checkpoint)
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=300_000)
     layer = widget.viewer.layers["nuclei labels"]
     assert layer.data.shape == (128, 128)
     assert tuple(layer.scale) == (0.5, 0.5) and tuple(layer.translate) == (10, 20)
@@ -108,7 +108,7 @@ def test_cancel_stops_the_worker_and_leaves_no_output(qtbot, widget, tiny_checkp
     widget.run()
     events = []
     widget.worker.yielded.connect(lambda e: (events.append(e), widget.cancel()))
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=300_000)
     assert events and "big labels" not in widget.viewer.layers
     assert list(out.iterdir()) == []  # the partial store was removed
     assert "cancelled" in widget.bar.status.text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,7 +24,8 @@ class ModelPicker(QComboBox):
     """Bundled models by name, checkpoints saved this session, and "Browse checkpoint…".
 
     :meth:`model` returns a bundled name (``str``) or a checkpoint ``Path``, as ``load_model`` and
-    the core jobs accept.
+    the core jobs accept. Item data are strings (Qt compares them by value): a bundled name, or
+    ``"file:<absolute path>"``.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -50,10 +51,12 @@ class ModelPicker(QComboBox):
         for name in sorted(bundled, key=lambda n: n != DEFAULT_MODEL):
             self.addItem(f"{name} (bundled)", name)
         for path in SESSION_MODELS.paths():
-            self.addItem(f"{path.name} (this session)", path)
+            self.addItem(f"{path.name} (this session)", f"file:{path}")
+            self.setItemData(self.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
         for path in self._browsed:
             if path not in SESSION_MODELS.paths():
-                self.addItem(path.name, path)
+                self.addItem(path.name, f"file:{path}")
+                self.setItemData(self.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
         self.addItem(BROWSE, None)
         index = self.findData(current) if current is not None else -1
         self.setCurrentIndex(max(index, 0))
@@ -65,7 +68,12 @@ class ModelPicker(QComboBox):
         if path not in self._browsed:
             self._browsed.append(path)
         self.refresh()
-        self.setCurrentIndex(self.findData(path))
+        self.setCurrentIndex(self.index_of(path))
+
+    def index_of(self, model: str | Path) -> int:
+        """Row of a bundled name or checkpoint path, -1 when it is not listed."""
+        key = f"file:{Path(model).resolve()}" if isinstance(model, Path) else model
+        return self.findData(key)
 
     def _on_activated(self, index: int) -> None:
         if self.itemData(index) is not None:
@@ -80,7 +88,10 @@ class ModelPicker(QComboBox):
 
     def model(self) -> str | Path | None:
         """The chosen bundled name or checkpoint path; ``None`` when there is none to choose."""
-        return self.currentData()
+        data = self.currentData()
+        if isinstance(data, str) and data.startswith("file:"):
+            return Path(data[len("file:") :])
+        return data
 
 
 class DevicePicker(QComboBox):

@@ -9,6 +9,45 @@ from typing import Any
 from ._layers import current_plane, rectangles_in, yx_transform
 
 PREVIEW_NAME = "finetune preview"
+#: Images above this many pixels are cropped to the annotated regions (plus context) before
+#: finetuning, so a whole slide is never read into memory for a few painted areas.
+CROP_ABOVE_PIXELS = 4096 * 4096
+#: Context kept around the regions of a cropped slide, in pixels.
+CROP_CONTEXT = 128
+
+
+def _crop_to_regions(
+    image: Any, labels: Any, regions: list[tuple[int, int, int, int]] | None
+) -> tuple[Any, Any, list[tuple[int, int, int, int]] | None]:
+    """Cut a big slide down to the regions' bounding box plus context, shifting the regions."""
+    height, width = image.shape[:2]
+    if regions is None or height * width <= CROP_ABOVE_PIXELS:
+        return image, labels, regions
+    y0 = max(0, min(r[0] for r in regions) - CROP_CONTEXT)
+    x0 = max(0, min(r[1] for r in regions) - CROP_CONTEXT)
+    y1 = min(height, max(r[2] for r in regions) + CROP_CONTEXT)
+    x1 = min(width, max(r[3] for r in regions) + CROP_CONTEXT)
+    shifted = [(a - y0, b - x0, c - y0, d - x0) for a, b, c, d in regions]
+    return image[y0:y1, x0:x1], labels[y0:y1, x0:x1], shifted
+
+
+def finetune_from(
+    model: Any, device: str, image: Any, labels: Any, regions: Any, **options: Any
+) -> Any:
+    """A job: load the base model, read the annotated pixels, then run ``finetune_job``.
+
+    Runs entirely in the worker thread (loading a checkpoint and reading a lazy slide can take
+    a while); yields and returns what :func:`napari_sa2net.engine.finetune_job` does.
+    """
+    import numpy as np
+
+    from ..engine import finetune_job
+    from ..model import load_model
+
+    image, labels, regions = _crop_to_regions(image, labels, regions)
+    net = load_model(model, device=device)
+    image, labels = np.asarray(image), np.asarray(labels)
+    return (yield from finetune_job(net, image, labels, regions, device=device, **options))
 
 
 def default_checkpoint_path(name: str) -> Path:
@@ -53,27 +92,42 @@ def finetune_arguments(widget: Any) -> dict[str, Any]:
         raise ValueError("no base model: pick a bundled model or browse to a checkpoint (.pt)")
     if out is None or out.suffix != ".pt":
         raise ValueError(f"save path {out} must end in .pt, e.g. ~/sa2net-models/mine.pt")
+    out.parent.mkdir(parents=True, exist_ok=True)
     by_epochs = widget.unit.currentText() == "epochs"
     return {
+        "model": model,
+        "device": widget.device.device(),
         "image": image,
         "labels": labels,
         "regions": regions,
-        "model": model,
         "out": out,
         "epochs": widget.length.value() if by_epochs else None,
         "time_budget_minutes": None if by_epochs else float(widget.length.value()),
+        "steps_per_epoch": widget.steps.value(),
         "lr": widget.lr.value(),
         "freeze_encoder": widget.freeze.isChecked(),
         "val_fraction": widget.val_fraction.value(),
-        "device": widget.device.device(),
     }
 
 
-def show_preview(viewer: Any, preview: Any, image_layer: Any) -> Any:
-    """Show (or refresh) the preview prediction as a Labels layer over the image."""
+def show_preview(viewer: Any, event: Any, image_layer: Any) -> Any:
+    """Show (or refresh) a finetune preview: the foreground probability of the held-out region.
+
+    ``event.preview`` is ``K×h×w`` probabilities (class 0 = background) of ``event.preview_region``
+    ``(y0, x0, y1, x1)``; the layer sits on that region of the image (same scale).
+    """
+    foreground = 1.0 - event.preview[0] if event.preview.shape[0] > 1 else event.preview[0]
+    transform = yx_transform(image_layer)
+    y0, x0 = event.preview_region[:2]
+    scale = transform["scale"]
+    origin = transform["translate"]
+    translate = (origin[0] + y0 * scale[0], origin[1] + x0 * scale[1])
     if PREVIEW_NAME in viewer.layers:
         layer = viewer.layers[PREVIEW_NAME]
-        layer.data = preview
+        layer.data = foreground
+        layer.translate = translate
         return layer
-    transform = yx_transform(image_layer) if image_layer is not None else {}
-    return viewer.add_labels(preview, name=PREVIEW_NAME, opacity=0.5, **transform)
+    return viewer.add_image(
+        foreground, name=PREVIEW_NAME, colormap="magma", opacity=0.6, blending="additive",
+        contrast_limits=(0.0, 1.0), scale=scale, translate=translate,
+    )  # fmt: skip

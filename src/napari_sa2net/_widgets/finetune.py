@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._controls import DevicePicker, ModelPicker, PathEdit
-from ._finetune_io import default_checkpoint_path, finetune_arguments, show_preview
+from ._finetune_io import default_checkpoint_path, finetune_arguments, finetune_from, show_preview
 from ._form import RunBar, form_group, note
 from ._layers import LayerCombo
 from ._plot import CurvePlot
@@ -56,6 +56,9 @@ class FinetuneWidget(QWidget):
         self.length.setValue(20)
         self.unit = QComboBox()
         self.unit.addItems(["epochs", "minutes"])
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 10_000)
+        self.steps.setValue(10)
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1e-1)
@@ -96,6 +99,8 @@ class FinetuneWidget(QWidget):
             ("Start from", self.model, ""),
             ("Device", self.device, ""),
             ("Train for", length, "Number of epochs, or a time budget in minutes."),
+            ("Steps / epoch", self.steps, "Batches of random crops per epoch; the curve gets "
+             "a point and the preview refreshes after each epoch."),
             ("Learning rate", self.lr, "Adam step size; 1e-4 to 1e-3 suits finetuning."),
             ("", self.freeze, "Keep the pretrained encoder (and its norm statistics) fixed."),
             ("Validation", self.val_fraction, "Fraction of the regions held out to pick the "
@@ -121,8 +126,6 @@ class FinetuneWidget(QWidget):
         """Start finetuning in a worker thread."""
         from napari.utils.notifications import show_error
 
-        from ..engine import finetune_job
-
         try:
             arguments = self.job_arguments()
         except ValueError as err:
@@ -134,7 +137,7 @@ class FinetuneWidget(QWidget):
         self.bar.busy(True)
         self.bar.say("preparing the painted regions…")
         self.worker = start_job(
-            finetune_job(**arguments),
+            finetune_from(**arguments),
             title="SA2-Net finetune",
             on_result=self._done,
             on_progress=self._progress,
@@ -154,17 +157,18 @@ class FinetuneWidget(QWidget):
             for name, value in metrics.items():
                 if name == "loss" or name.startswith("val"):
                     self.plot.add_point(name, event.current, value)
-        preview = getattr(event, "preview", None)
-        if preview is not None:
-            show_preview(self.viewer, preview, self.image.layer())
+        if getattr(event, "preview", None) is not None and self.image.layer() is not None:
+            show_preview(self.viewer, event, self.image.layer())
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
         shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
         elapsed = time.monotonic() - self._started
         self.bar.say(f"{event.stage} {done}  {shown}  ({elapsed:.0f} s)")
 
     def _done(self, result: Any) -> None:
-        path = getattr(result, "best_path", None) or getattr(result, "path", None) or self._out
-        self._register(Path(path), "saved")
+        best = f"best epoch {result.best_epoch}: " + ", ".join(
+            f"{k} {v:.3g}" for k, v in result.best_metrics.items()
+        )
+        self._register(Path(result.out or self._out), f"{best}; saved")
 
     def _register(self, path: Path, verb: str) -> None:
         if path.is_file():
