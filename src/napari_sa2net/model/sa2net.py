@@ -14,6 +14,7 @@ auxiliary maps are returned on request in both train and eval mode, and any inpu
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,11 @@ class SA2Net(nn.Module):
     ) -> None:
         super().__init__()
         for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         self.config = config
-        self.in_channels = in_channels
-        self.num_classes = num_classes
+        self.in_channels = int(in_channels)
+        self.num_classes = int(num_classes)
         self.normalization = normalization if normalization is not None else Normalization()
         self.metadata: dict[str, Any] = dict(metadata or {})
         #: File the weights were loaded from (set by :func:`load_model`), for provenance.
