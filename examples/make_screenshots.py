@@ -86,18 +86,33 @@ def segment_picture(viewer, model, out: Path):
     return widget
 
 
+def stand_in_painting(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """What a user would paint inside ``box``: Otsu foreground split into connected nuclei.
+
+    Only for the picture (no annotated copy of the sample ships with the package); real use
+    paints with napari's brush.
+    """
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label
+    from skimage.morphology import remove_small_objects
+
+    region = (slice(box[0], box[2]), slice(box[1], box[3]))
+    crop = image[region].astype(np.float32)
+    nuclei = remove_small_objects(crop > threshold_otsu(crop), 30)
+    painted = np.zeros(image.shape, np.uint32)
+    painted[region] = label(nuclei)
+    return painted
+
+
 def finetune_picture(viewer, model, out: Path, epochs: int, workdir: Path) -> None:
     image = viewer.layers["nuclei (fluorescence)"]
     box = (96, 96, 352, 352)  # y0, x0, y1, x1 of the "annotated" region
-    painted = np.zeros(image.data.shape, np.uint32)
-    source = viewer.layers[f"{image.name} labels"].data
-    region = (slice(box[0], box[2]), slice(box[1], box[3]))
-    painted[region] = np.asarray(source)[region]
+    viewer.layers.remove(f"{image.name} labels")
+    painted = stand_in_painting(np.asarray(image.data), box)
     viewer.add_labels(painted, name="painted nuclei")
     rectangle = np.array([[box[0], box[1]], [box[2], box[3]]], float)
     viewer.add_shapes([rectangle], shape_type="rectangle", name="annotated regions",
                       edge_color="yellow", face_color="transparent", edge_width=3)  # fmt: skip
-    viewer.layers.remove(f"{image.name} labels")
     widget = dock(viewer, "SA2-Net finetune")
     widget.labels.setCurrentText("painted nuclei")
     widget.regions.setCurrentText("annotated regions")
@@ -121,6 +136,8 @@ def batch_picture(viewer, model, out: Path, workdir: Path) -> None:
     for i, (y, x) in enumerate([(0, 0), (0, 256), (256, 0), (256, 256)]):
         tifffile.imwrite(inputs / f"well_A{i + 1}.tif", image[y : y + 256, x : x + 256])
     (inputs / "well_B1.tif").write_bytes(b"truncated upload")
+    for layer in [layer for layer in viewer.layers if layer.name != "nuclei (fluorescence)"]:
+        viewer.layers.remove(layer)
     widget = dock(viewer, "SA2-Net batch")
     widget.input.set_path(inputs)
     widget.output.set_path(workdir / "labels")

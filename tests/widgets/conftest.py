@@ -39,13 +39,3 @@ def _forget_session_models():
     SESSION_MODELS.clear()
     yield
     SESSION_MODELS.clear()
-
-
-def core_job_missing(module: str, name: str) -> bool:
-    """Whether a core job the widgets wrap is not importable yet (its test is xfail then)."""
-    import importlib
-
-    try:
-        return not hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return True

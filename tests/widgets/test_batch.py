@@ -7,8 +7,6 @@ import pytest
 
 from napari_sa2net._progress import Progress
 
-from .conftest import core_job_missing
-
 pytestmark = pytest.mark.gui
 
 
@@ -41,11 +39,6 @@ def wait_idle(qtbot, widget, timeout=300_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-@pytest.mark.xfail(
-    core_job_missing("napari_sa2net.inference.batch", "find_images"),
-    reason="inference/batch.py (find_images, batch_job) has not landed",
-    strict=False,
-)
 def test_widget_lists_matching_files_and_reads_file_events(widget):
     assert widget.table.names() == ["well_0.tif", "well_1.tif", "well_2.tif", "well_9.tif"]
     assert {widget.table.status(n) for n in widget.table.names()} == {"queued"}
@@ -64,11 +57,6 @@ def test_widget_lists_matching_files_and_reads_file_events(widget):
     assert "tile" not in args  # auto: segment_job decides
 
 
-@pytest.mark.xfail(
-    core_job_missing("napari_sa2net.inference", "segment_job"),
-    reason="inference.segment_job (used by batch_job) has not landed",
-    strict=False,
-)
 def test_batch_cancel_then_resume_with_a_corrupt_file(qtbot, widget, tmp_path):
     out = tmp_path / "labels"
     widget.format.setCurrentIndex(widget.format.findData("tif"))

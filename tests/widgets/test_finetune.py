@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import core_job_missing
-
 pytestmark = pytest.mark.gui
 
 
@@ -72,14 +70,6 @@ def test_the_curve_plot_paints_series(qtbot):
     assert image.width() == 300
 
 
-FINETUNE_MISSING = pytest.mark.xfail(
-    core_job_missing("napari_sa2net.engine", "finetune_job"),
-    reason="engine.finetune_job has not landed",
-    strict=False,
-)
-
-
-@FINETUNE_MISSING
 def test_finetune_lowers_the_loss_and_registers_the_model(qtbot, widget, tmp_path):
     from napari_sa2net._widgets._session import SESSION_MODELS
 
@@ -100,7 +90,6 @@ def test_finetune_lowers_the_loss_and_registers_the_model(qtbot, widget, tmp_pat
     assert widget.model.index_of(tmp_path / "mine.pt") >= 0  # listed for reuse
 
 
-@FINETUNE_MISSING
 def test_stop_keeps_the_best_checkpoint_so_far(qtbot, widget, tmp_path):
     widget.length.setValue(200)
     widget.steps.setValue(1)

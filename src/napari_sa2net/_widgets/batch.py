@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QProgressBar, QVBoxLayout, QWidget
 
 from ._batch_table import FileTable
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
@@ -41,6 +41,10 @@ class BatchWidget(QWidget):
         self.resume = QCheckBox("resume: skip files already finished")
         self.resume.setChecked(True)
         self.table = FileTable()
+        self.overall = QProgressBar()
+        self.overall.setFormat("files %v / %m")
+        self.current = QProgressBar()
+        self.current.setFormat("this file %p%")
         self.summary = note("")
         self.bar = RunBar("Run batch")
         self._build()
@@ -69,6 +73,8 @@ class BatchWidget(QWidget):
              "mid-way is redone from scratch."),
         ]))  # fmt: skip
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.overall)
+        layout.addWidget(self.current)
         layout.addWidget(self.summary)
         layout.addWidget(self.bar)
 
@@ -123,6 +129,8 @@ class BatchWidget(QWidget):
             show_error(f"SA2-Net batch: {err}")
             return
         self.list_files()
+        self.overall.setRange(0, max(1, len(self.table.names())))
+        self.overall.setValue(0)
         self._started = time.monotonic()
         self.bar.busy(True)
         self.bar.say("starting…")
@@ -144,12 +152,18 @@ class BatchWidget(QWidget):
     def _progress(self, event: Any) -> None:
         if event.level == 0:
             self.table.update_from(event)
+            self.overall.setValue(event.current)
+            self.current.setValue(0)
+        elif event.stage == "tile" and event.total:
+            self.current.setRange(0, event.total)
+            self.current.setValue(event.current)
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
         elapsed = time.monotonic() - self._started
         self.bar.say(f"{event.stage} {done} {event.message}  ({elapsed:.0f} s)")
 
     def _done(self, result: Any) -> None:
         self.table.update_from_result(result)
+        self.current.setValue(self.current.maximum())
         self.summary.setText(f"Summary table: {result.summary_path}")
         self.bar.say(self.table.counts_text())
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QVBoxLayout, QWidget
 
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
 from ._form import RunBar, form_group, note
@@ -43,9 +43,7 @@ class SegmentWidget(QWidget):
         self.estimate = note("Tile, overlap and batch are chosen from the free memory.")
         self.interior = _threshold(0.5)
         self.foreground = _threshold(0.5)
-        self.min_size = QSpinBox()
-        self.min_size.setRange(0, 100_000)
-        self.min_size.setValue(16)
+        self.min_size = AutoSpinBox(100_000, step=8, minimum=0)
         self.min_size.setSuffix(" px")
         self.output = PathEdit("folder", "in memory; a temporary folder for huge images")
         self.bar = RunBar("Run")
@@ -76,7 +74,8 @@ class SegmentWidget(QWidget):
         layout.addWidget(form_group("Objects", [
             ("Seed threshold", self.interior, "Interior probability that starts an object."),
             ("Foreground", self.foreground, "Probability above which a pixel is nucleus."),
-            ("Min size", self.min_size, "Objects with fewer pixels are removed."),
+            ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto' uses the "
+             "model's default."),
         ]))  # fmt: skip
         layout.addWidget(form_group("Output", [
             ("Folder", self.output, "Large results are written here as OME-Zarr and opened "
@@ -123,7 +122,7 @@ class SegmentWidget(QWidget):
             "batch_size": self.batch.auto_value(),
             "interior_threshold": self.interior.value(),
             "foreground_threshold": self.foreground.value(),
-            "min_size": self.min_size.value(),
+            "min_size": self.min_size.auto_value(),
             "out": out,
         }
 
@@ -166,7 +165,8 @@ class SegmentWidget(QWidget):
     def _done(self, result: Any, layer: Any) -> None:
         labels_layer, count = add_result_layer(self.viewer, result, layer)
         seconds = time.monotonic() - self._started
-        self.bar.say(f"{count} objects in {seconds:.1f} s → layer '{labels_layer.name}'")
+        objects = "1 object" if count == 1 else f"{count} objects"
+        self.bar.say(f"{objects} in {seconds:.1f} s → layer '{labels_layer.name}'")
 
     def _finished(self) -> None:
         if self.worker is not None and self.worker.abort_requested:
