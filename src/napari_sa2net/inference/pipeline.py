@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .labeling import label_mask
+from .postprocess import grow_seeds
 from .stitching import (
     Chunking,
     accumulate_group,
@@ -94,15 +95,6 @@ def probability_graph(
     return da.block(blocks)
 
 
-def _grow_block(seeds: np.ndarray, background: np.ndarray, foreground_threshold: float):
-    from skimage.segmentation import watershed
-
-    foreground = (1.0 - background) > foreground_threshold
-    # Same call as postprocess._grow_seeds (tests compare both paths object for object).
-    grown = watershed(background, markers=seeds.astype(np.int64), mask=foreground, connectivity=2)
-    return grown.astype(np.uint32)
-
-
 def _store(array: Any, scratch: Path, name: str, scheduler: Any) -> Any:
     import dask.array as da
 
@@ -167,7 +159,7 @@ def instances_chunked(
     import dask.array as da
 
     grown = da.map_overlap(
-        _grow_block,
+        grow_seeds,
         seeds.to_dask(),
         background,
         depth=grow_depth,

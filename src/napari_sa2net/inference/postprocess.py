@@ -94,18 +94,31 @@ def probabilities_to_instances(
     return _grow_seeds(probs, interior_threshold, foreground_threshold, min_size)
 
 
+def grow_seeds(
+    seeds: np.ndarray, background: np.ndarray, foreground_threshold: float
+) -> np.ndarray:
+    """Grow labelled ``YX`` seeds into the foreground by a watershed on the background probability.
+
+    Shared by the in-memory path and the chunked pipeline, so both give the same objects.
+    Pixels of the foreground no seed reaches stay 0.
+    """
+    from skimage.segmentation import watershed
+
+    foreground = (1.0 - background) > foreground_threshold
+    grown = watershed(background, markers=seeds.astype(np.int64), mask=foreground, connectivity=2)
+    return grown.astype(np.uint32)
+
+
 def _grow_seeds(
     probs: np.ndarray, interior_threshold: float, foreground_threshold: float, min_size: int
 ) -> np.ndarray:
-    from skimage.segmentation import watershed
-
     background = probs[0].astype(np.float32, copy=False)
     foreground = (1.0 - background) > foreground_threshold
     interior = (probs[1] > interior_threshold) & foreground
     seeds, _ = ndi.label(interior, structure=_EIGHT)
     # Small seeds are noise inside an object; dropping them keeps the object whole.
     seeds = _remove_small(seeds, max(1, min_size // 4))
-    labels = watershed(background, markers=seeds, mask=foreground, connectivity=2)
+    labels = grow_seeds(seeds, background, foreground_threshold).astype(seeds.dtype)
     orphans, n_orphans = ndi.label(foreground & (labels == 0), structure=_EIGHT)
     if n_orphans:
         offset = int(labels.max(initial=0))
