@@ -98,7 +98,7 @@ def stand_in_painting(image: np.ndarray, box: tuple[int, int, int, int]) -> np.n
 
     region = (slice(box[0], box[2]), slice(box[1], box[3]))
     crop = image[region].astype(np.float32)
-    nuclei = remove_small_objects(crop > threshold_otsu(crop), 30)
+    nuclei = remove_small_objects(crop > threshold_otsu(crop), max_size=30)
     painted = np.zeros(image.shape, np.uint32)
     painted[region] = label(nuclei)
     return painted
