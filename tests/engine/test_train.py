@@ -151,3 +151,15 @@ def test_mixed_precision_training_on_cuda(tiny_folders, tmp_path):
     result = run_job(train_job(cfg), events.append)
     assert "cuda" in events[0].message and result.device.startswith("cuda")
     assert load_model(result.last_path).metadata["training"]["device"].startswith("cuda")
+
+
+def test_checkpoint_records_the_training_object_diameter(tiny_folders, tmp_path):
+    from napari_sa2net.engine.data import load_labelled_folder, median_object_diameter
+    from napari_sa2net.inference.rescale import DIAMETER_KEY
+
+    out = tmp_path / "model.pt"
+    run_job(train_job(config(tiny_folders, out, epochs=1, steps_per_epoch=1)))
+    train = load_labelled_folder(tiny_folders["images"], tiny_folders["labels"])
+    expected = median_object_diameter([it.labels for it in train])
+    assert load_model(out).metadata[DIAMETER_KEY] == pytest.approx(expected)
+    assert 5 < expected < 60  # the synthetic nuclei are tens of pixels across

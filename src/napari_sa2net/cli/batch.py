@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._sizing_args import add_object_size_arguments, object_size_kwargs
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -40,6 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-resume", dest="resume", action="store_false", help="do not skip finished files"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_object_size_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         extra["channel"] = args.channel[0] if len(args.channel) == 1 else args.channel
     if args.tile is not None:
         extra["tile"] = args.tile
+    extra.update(object_size_kwargs(args))
     job = batch_job(
         args.input_dir,
         args.out,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._sizing_args import add_object_size_arguments, object_size_kwargs
+
 #: ``--format auto`` writes OME-Zarr above this many pixels, a label TIFF otherwise.
 AUTO_ZARR_ABOVE = 4096 * 4096
 
@@ -43,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="predict every tile, also flat (empty) ones",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_object_size_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             scheduler=args.scheduler,
             skip_background=args.skip_background,
+            **object_size_kwargs(args),
         )
         result = drive(job, quiet=args.quiet)
         mpx = source.shape[0] * source.shape[1] / 1e6

@@ -52,6 +52,18 @@ def labels_to_classes(labels: np.ndarray, boundary_width: int = 1) -> np.ndarray
     return target
 
 
+def median_object_diameter(label_images: Sequence[np.ndarray]) -> float:
+    """Median equivalent-circle diameter (pixels) of the objects of instance label images."""
+    diameters = []
+    for labels in label_images:
+        areas = np.bincount(np.asarray(labels).ravel())[1:]
+        diameters.append(np.sqrt(4.0 * areas[areas > 0] / np.pi))
+    values = np.concatenate(diameters) if diameters else np.empty(0)
+    if values.size == 0:
+        raise ValueError("the training labels hold no objects; paint at least one object")
+    return round(float(np.median(values)), 2)
+
+
 def make_target(labels: np.ndarray, mode: str, boundary_width: int = 1) -> np.ndarray:
     """Target of one label image: binary foreground (``mode="binary"``) or 3 classes."""
     if mode == "binary":

@@ -22,7 +22,15 @@ import numpy as np
 import torch
 
 from .._progress import Job, Progress
-from .data import Augmentation, CropSampler, LabelledImage, load_labelled_folder, make_target
+from ..inference.rescale import DIAMETER_KEY
+from .data import (
+    Augmentation,
+    CropSampler,
+    LabelledImage,
+    load_labelled_folder,
+    make_target,
+    median_object_diameter,
+)
 from .evaluation import autocast, validate
 from .losses import SegmentationLoss
 from .state import last_path, load_state, save_state, state_path
@@ -183,6 +191,8 @@ class _Run:
             images, targets, cfg.crop, augmentation=augmentation, seed=cfg.seed
         )
         pixels = sum(t.size for t in targets)
+        # Stored so inference can rescale images whose objects are larger or smaller.
+        self.diameter = median_object_diameter([it.labels for it in train])
         self.steps = cfg.steps_per_epoch or max(
             1, int(np.ceil(pixels / cfg.crop**2 / cfg.batch_size))
         )
@@ -236,6 +246,7 @@ class _Run:
     def metadata(self, metrics: dict[str, float], started: float) -> dict[str, Any]:
         cfg = self.cfg
         return {
+            DIAMETER_KEY: self.diameter,
             "training": {
                 "images": str(cfg.images),
                 "labels": str(cfg.labels),
@@ -250,7 +261,7 @@ class _Run:
                 "seconds": round(self.elapsed_before + time.monotonic() - started, 1),
                 "device": str(self.device),
                 "recipe": {k: v for k, v in asdict(cfg).items() if not isinstance(v, Path)},
-            }
+            },
         }
 
     def state(self, started: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ leaves no output behind.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._progress import Job, Progress, run_job
-from . import sizing
+from . import rescale, sizing
 
 #: Images up to this many pixels are predicted in memory when no zarr output is asked for.
 IN_MEMORY_MAX_PIXELS = 4096 * 4096
@@ -88,6 +89,8 @@ def segment_job(
     foreground_threshold: float = 0.5,
     min_size: int | None = None,
     chunk: int | None = None,
+    scale: float | None = None,
+    diameter: float | None = None,
 ) -> Job[SegmentResult]:
     """Segment ``image`` into instance labels with tiled SA2-Net inference.
 
@@ -120,6 +123,12 @@ def segment_job(
         Post-processing (see :func:`.postprocess.probabilities_to_instances`).
     chunk : int, optional
         Chunk edge of the dask pipeline (default: at least 1024 and twice the tile).
+    scale : float, optional
+        Resample the image by this factor before prediction (``> 1`` enlarges); the labels are
+        resampled back, so they always match the input's grid.
+    diameter : float, optional
+        Typical object diameter in this image, in pixels: sets ``scale`` to the training
+        objects' median diameter (stored in the checkpoint) divided by it.
 
     Yields
     ------
@@ -136,8 +145,12 @@ def segment_job(
     started = time.perf_counter()
     torch_device = resolve_device(device)
     net, model_info = sizing.resolve_model(DEFAULT_MODEL if model is None else model, torch_device)
-    source = sizing.open_source(image, channel, net.in_channels)
+    original = sizing.open_source(image, channel, net.in_channels)
+    factor = rescale.scale_factor(scale, diameter, net.metadata)
+    source = rescale.rescale_source(original, factor, chunk or 1024)
     job = _prepare(source, net, model_info, torch_device, locals())
+    if factor != 1.0:
+        job = dataclasses.replace(job, original=original, scale=factor)
     result = yield from _execute(job)
     result.seconds = time.perf_counter() - started
     result.provenance["seconds"] = round(result.seconds, 3)

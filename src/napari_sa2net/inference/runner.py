@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import __version__
 from .postprocess import probabilities_to_instances
+from .rescale import restore_labels
 from .stitching import describe, predict_in_memory
 
 
@@ -22,6 +23,8 @@ def work(run: Any, scratch: Path, events: queue.Queue, outcome: dict[str, Any]) 
             if run.chunked
             else (_labels_in_memory(run))
         )
+        if run.original is not None:
+            labels = restore_labels(labels, run.original.shape[:2])
         provenance = _provenance(run, n)
         path = None
         if run.out is not None:
@@ -110,7 +113,9 @@ def _provenance(run: Any, n: int) -> dict[str, Any]:
         "model": run.model_info,
         "package": f"napari-sa2net {__version__}",
         "source": run.source.name,
-        "image_shape": list(run.source.shape),  # not "shape": see report (io TIFF reader)
+        # not "shape": tifffile reads a top-level "shape" in a JSON description as its own
+        "image_shape": list((run.original or run.source).shape),
+        "scale": run.scale,
         "mode": run.mode,
         "tiling": {**describe(run.plan, run.chunking), "batch_size": run.choice.batch_size},
         "device": str(run.predictor.device),
@@ -131,7 +136,7 @@ def _write(run: Any, labels: Any, provenance: dict[str, Any]) -> Path:
 
     from ..io import write_labels_tiff, write_ome_zarr_labels
 
-    pixel_size = getattr(run.source, "pixel_size", None)
+    pixel_size = getattr(run.original or run.source, "pixel_size", None)
     overwrite = run.args["overwrite"]
     # Written by local threads even with a cluster: the labels are cheap lookups of scratch
     # arrays, and the io writer's zarr target does not pickle (holds a lock).

@@ -60,6 +60,9 @@ class Run:
     choice: Choice
     flat_range: float | None
     args: dict
+    #: The image as given, when ``source`` is a resampled copy (``scale != 1``).
+    original: Any = None
+    scale: float = 1.0
 
 
 def resolve_model(model: Any, device: Any) -> tuple[Any, dict[str, Any]]:
