@@ -48,6 +48,9 @@ def test_job_arguments_take_a_plane_lazily(widget, tiny_checkpoint):
     assert isinstance(args["image"], da.Array) and args["image"].shape == (64, 64)
     assert args["tile"] == 128 and args["overlap"] is None and args["out"] is None
     assert args["model"] == tiny_checkpoint.resolve()
+    assert args["diameter"] is None
+    widget.diameter.setValue(18)
+    assert widget.job_arguments()["diameter"] == 18
 
 
 def test_multiscale_dask_layer_is_passed_lazily(widget, tiny_checkpoint, tmp_path):

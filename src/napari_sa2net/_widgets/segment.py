@@ -45,6 +45,8 @@ class SegmentWidget(QWidget):
         self.foreground = _threshold(0.5)
         self.min_size = AutoSpinBox(100_000, step=8, minimum=0)
         self.min_size.setSuffix(" px")
+        self.diameter = AutoSpinBox(400, step=1, minimum=4)
+        self.diameter.setSuffix(" px")
         self.output = PathEdit("folder", "in memory; a temporary folder for huge images")
         self.bar = RunBar("Run")
         self._build()
@@ -76,6 +78,8 @@ class SegmentWidget(QWidget):
             ("Foreground", self.foreground, "Probability above which a pixel is nucleus."),
             ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto' uses the "
              "model's default."),
+            ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image is "
+             "rescaled to the size the model was trained on. 'auto': no rescaling."),
         ]))  # fmt: skip
         layout.addWidget(form_group("Output", [
             ("Folder", self.output, "Large results are written here as OME-Zarr and opened "
@@ -123,6 +127,7 @@ class SegmentWidget(QWidget):
             "interior_threshold": self.interior.value(),
             "foreground_threshold": self.foreground.value(),
             "min_size": self.min_size.auto_value(),
+            "diameter": self.diameter.auto_value(),
             "out": out,
         }
 
