@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_sa2net.inference.pipeline import instances_chunked, probability_graph
+from napari_sa2net.inference.pipeline import instances_chunked, store_probabilities
 from napari_sa2net.inference.postprocess import probabilities_to_instances
 from napari_sa2net.inference.predictor import Predictor
 from napari_sa2net.inference.stitching import Chunking, predict_in_memory
@@ -29,9 +29,9 @@ def test_dask_identity_equals_input_and_numpy(identity, shape, tile, overlap, ch
     predictor = Predictor(identity(3), batch_size=2, activation="none")
     plan = TilePlan(shape, tile, overlap)
     lazy = da.from_array(image, chunks=(*image_chunks, 3))
-    probs = probability_graph(
-        lazy, plan, Chunking.regular(shape, chunk), predictor, STATS, 3, None
-    ).compute(scheduler="threads")
+    probs = np.full((3, *shape), np.nan, np.float32)
+    chunking = Chunking.regular(shape, chunk)
+    store_probabilities(lazy, plan, chunking, predictor, STATS, 3, None, probs, in_flight=3)
     np.testing.assert_array_equal(probs, np.moveaxis(image, -1, 0))
     in_memory = predict_in_memory(image, plan, predictor, STATS, 3, None)
     np.testing.assert_array_equal(probs, in_memory)

@@ -1,9 +1,10 @@
 """The dask pipeline for images larger than memory: probabilities, then instances, chunk by chunk.
 
 1. **Probabilities.** One group task per output chunk predicts the tiles that start in it and
-   returns its accumulation split into core and spills (:mod:`.stitching`); one merge task per
-   chunk adds its core to the spills of its left, upper and upper-left neighbours. The result is
-   stored in a scratch zarr array (``K×H×W`` float32), so the network runs once per tile.
+   returns its accumulation split into core and spills (:mod:`.stitching`); chunks run in
+   row-major order and each is merged with the spills of its left, upper and upper-left
+   neighbours as soon as they exist, then stored in a scratch zarr array (``K×H×W`` float32).
+   The network runs once per tile and only one chunk row's thin spills wait in memory.
 2. **Instances** (same algorithm as :func:`.postprocess.probabilities_to_instances`, with global
    ids): interior seeds are labelled across chunks (:mod:`.labeling`), small seeds dropped,
    grown into the foreground by a watershed in ``map_overlap`` blocks whose halo (``grow_depth``)
@@ -47,7 +48,7 @@ def _group_task(region, extent, bounds, tiles, plan, predictor, stats, num_class
     return split_group(acc, bounds)
 
 
-def probability_graph(
+def store_probabilities(
     image: Any,
     plan: TilePlan,
     chunking: Chunking,
@@ -55,44 +56,57 @@ def probability_graph(
     stats: tuple[np.ndarray, np.ndarray],
     num_classes: int,
     flat_range: float | None,
-) -> Any:
-    """Lazy ``K×H×W`` float32 probabilities of a ``YXC`` dask image (see the module docstring).
+    target: Any,
+    scheduler: Any = "threads",
+    in_flight: int = 2,
+) -> None:
+    """Write ``K×H×W`` float32 probabilities of a ``YXC`` dask image into ``target``.
 
-    ``predictor`` is a :class:`~.predictor.Predictor` or a distributed future of one.
+    Chunks are predicted in row-major order, ``in_flight`` group tasks at a time on
+    ``scheduler``; each chunk is merged and written as soon as its left, upper and upper-left
+    neighbours' spills exist. Only the previous chunk row's bottom spills stay in memory, so
+    the peak grows with the slide's width by a thin strip, not by a row of accumulators.
+    ``predictor`` is a :class:`~.predictor.Predictor` or a distributed future of one;
+    ``target`` is a zarr array (or anything taking slice assignment) of shape ``K×H×W``.
     """
     import dask
-    import dask.array as da
 
     groups = group_tiles(plan, chunking)
     rows, cols = chunking.grid
-    parts: dict[tuple[int, int], Any] = {}
+    above: list[tuple[Any, Any]] = [(None, None)] * cols  # (bottom, corner) spills, row i-1
     for i in range(rows):
-        for j in range(cols):
-            bounds = chunking.bounds(i, j)
-            tiles = groups.get((i, j), [])
-            extent = group_extent(tiles, bounds)
-            region = image[extent[0] : extent[1], extent[2] : extent[3]] if tiles else None
-            task = dask.delayed(_group_task, nout=4, pure=True)
-            parts[i, j] = task(
-                region, extent, bounds, tiles, plan, predictor, stats, num_classes, flat_range
-            )
-    blocks = []
-    for i in range(rows):
-        row = []
-        for j in range(cols):
-            y0, y1, x0, x1 = chunking.bounds(i, j)
-            merged = dask.delayed(merge_chunk, pure=True)(
-                (y1 - y0, x1 - x0),
-                num_classes,
-                parts[i, j][0],
-                parts[i, j - 1][1] if j else None,
-                parts[i - 1, j][2] if i else None,
-                parts[i - 1, j - 1][3] if i and j else None,
-            )
-            shape = (num_classes, y1 - y0, x1 - x0)
-            row.append(da.from_delayed(merged, shape=shape, dtype=np.float32))
-        blocks.append(row)
-    return da.block(blocks)
+        current: list[tuple[Any, Any]] = []
+        right = None
+        for start in range(0, cols, in_flight):
+            batch = range(start, min(cols, start + in_flight))
+            tasks = [_group_delayed(image, chunking, groups, plan, predictor, stats, num_classes,
+                                    flat_range, i, j) for j in batch]  # fmt: skip
+            for j, (core, spill_right, bottom, corner) in zip(
+                batch, dask.compute(*tasks, scheduler=scheduler)
+            ):
+                y0, y1, x0, x1 = chunking.bounds(i, j)
+                target[:, y0:y1, x0:x1] = merge_chunk(
+                    (y1 - y0, x1 - x0),
+                    num_classes,
+                    core,
+                    right,
+                    above[j][0],
+                    above[j - 1][1] if j else None,
+                )
+                right = spill_right
+                current.append((bottom, corner))
+        above = current
+
+
+def _group_delayed(image, chunking, groups, plan, predictor, stats, num_classes, flat_range, i, j):
+    import dask
+
+    bounds = chunking.bounds(i, j)
+    tiles = groups.get((i, j), [])
+    extent = group_extent(tiles, bounds)
+    region = image[extent[0] : extent[1], extent[2] : extent[3]] if tiles else None
+    task = dask.delayed(_group_task, pure=True)
+    return task(region, extent, bounds, tiles, plan, predictor, stats, num_classes, flat_range)
 
 
 def _store(array: Any, scratch: Path, name: str, scheduler: Any) -> Any:

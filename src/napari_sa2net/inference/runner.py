@@ -81,13 +81,23 @@ def _labels_in_memory(run: Any) -> tuple[np.ndarray, int]:
 
 def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -> tuple[Any, int]:
     import dask.array as da
+    import zarr
 
-    from .pipeline import instances_chunked, probability_graph
+    from .pipeline import instances_chunked, store_probabilities
 
     predictor = run.predictor
     if not isinstance(client, str):  # distributed: ship the model to the workers once
         predictor = client.scatter(run.predictor, broadcast=True, hash=False)
-    probs = probability_graph(
+    path = str(scratch / "probs")
+    height, width = run.plan.shape
+    target = zarr.open_array(
+        path,
+        mode="w",
+        shape=(run.net.num_classes, height, width),
+        chunks=(run.net.num_classes, *(int(c[0]) for c in run.chunking.dask_chunks())),
+        dtype="float32",
+    )
+    store_probabilities(
         run.source.data,
         run.plan,
         run.chunking,
@@ -95,10 +105,8 @@ def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -
         run.stats,
         run.net.num_classes,
         run.flat_range,
-    )
-    path = str(scratch / "probs")
-    probs.rechunk((-1, *run.chunking.dask_chunks())).to_zarr(path, compute=False).compute(
-        scheduler=client
+        target,
+        scheduler=client,
     )
     events.put(("stage", "postprocess"))
     labels, n = instances_chunked(

@@ -164,13 +164,17 @@ def _add_batch(
 
 
 def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
-    """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges."""
+    """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges.
+
+    The parts are copies: a view would keep the whole accumulator alive until the chunk row
+    below has merged its spills, which made peak memory grow with the slide's width.
+    """
     height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
     return (
-        acc[:, :height, :width],
-        acc[:, :height, width:],
-        acc[:, height:, :width],
-        acc[:, height:, width:],
+        acc[:, :height, :width].copy(),
+        acc[:, :height, width:].copy(),
+        acc[:, height:, :width].copy(),
+        acc[:, height:, width:].copy(),
     )
 
 
