@@ -7,7 +7,6 @@ stays a plain, loadable model file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,13 @@ def last_path(out: str | os.PathLike) -> Path:
 
 
 def save_state(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary sibling, then rename over ``path``."""
+    """``torch.save`` atomically (:func:`napari_sa2net.io.atomic.atomic_path`)."""
+    from ..io.atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a state file is not secret
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, overwrite=True) as partial:
+        torch.save(state, partial)
     return path
 
 

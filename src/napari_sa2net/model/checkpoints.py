@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..io.atomic import atomic_path
 from ..normalization import Normalization
 from .bundled import bundled_model_path
 from .devices import resolve_device
@@ -82,14 +82,8 @@ def save_checkpoint(model: SA2Net, path: str | os.PathLike, overwrite: bool = Tr
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = checkpoint_dict(model)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, overwrite=True) as partial:
+        torch.save(payload, partial)
     return path
 
 
