@@ -29,3 +29,12 @@ def test_bundled_model_segments_a_real_annotated_crop():
     assert scores["dice"] > 0.93
     assert scores["f1_50"] > 0.88
     assert result.n_objects == pytest.approx(29, abs=5)
+
+
+def test_a_loaded_model_object_keeps_its_checkpoint_hash_in_provenance():
+    from napari_sa2net.model import model_hash
+
+    model = load_model(DEFAULT_MODEL)
+    image = tifffile.imread(DATA / "nuclei_crop_image.tif")
+    result = segment(image, model=model, device="cpu")
+    assert result.provenance["model"]["hash"] == model_hash(model.checkpoint_path)

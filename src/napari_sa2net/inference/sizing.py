@@ -67,13 +67,15 @@ class Run:
 
 def resolve_model(model: Any, device: Any) -> tuple[Any, dict[str, Any]]:
     """A model in eval mode on ``device`` and its provenance (name, hash)."""
-    from ..model import SA2Net, load_model, model_hash
-    from ..model.checkpoints import _resolve_path
+    from ..model import SA2Net, load_model, model_hash, resolve_checkpoint_path
 
     if isinstance(model, SA2Net):
         name = model.metadata.get("name") or model.config.name
-        return model.to(device).eval(), {"name": name, "hash": model.metadata.get("hash")}
-    path = _resolve_path(model)
+        # A model loaded from a file (load_model sets checkpoint_path) keeps that file's hash.
+        path = getattr(model, "checkpoint_path", None)
+        digest = model_hash(path) if path is not None and Path(path).is_file() else None
+        return model.to(device).eval(), {"name": name, "hash": digest}
+    path = resolve_checkpoint_path(model)
     net = load_model(path, device=device)
     return net, {"name": str(model), "hash": model_hash(path)}
 

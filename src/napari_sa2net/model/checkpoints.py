@@ -171,7 +171,6 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
     return bundled_model_path(name)
 
 
-_resolve_path = resolve_checkpoint_path  # older private name, used by inference.sizing
 
 
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
