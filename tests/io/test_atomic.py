@@ -118,3 +118,16 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path):
     live.write_bytes(b"being written")
     assert remove_stale_partials(tmp_path) == [stale]
     assert _listing(tmp_path) == sorted([live.name, "b.zarr"])
+
+
+def test_a_dead_runs_segment_scratch_folder_is_removed(tmp_path):
+    from napari_sa2net.io.atomic import new_partial, remove_stale_partials
+
+    scratch = new_partial(tmp_path / "sa2net-scratch")
+    stale = scratch.with_name(scratch.name.replace(f"-{os.getpid()}-", "-999999999-"))
+    stale.mkdir()
+    (stale / "probs").write_bytes(b"x")
+    live = new_partial(tmp_path / "sa2net-scratch")
+    live.mkdir()
+    assert remove_stale_partials(tmp_path) == [stale]
+    assert not stale.exists() and live.exists()

@@ -196,6 +196,7 @@ def _prepare(source: Any, net: Any, model_info: dict, torch_device: Any, args: d
 
 def _execute(run: Any) -> Job[SegmentResult]:
     """Run the work in a thread, yielding its progress; clean up on cancel or failure."""
+    from ..io.atomic import new_partial
     from .runner import work
 
     n_tiles = len(run.plan)
@@ -207,7 +208,11 @@ def _execute(run: Any) -> Job[SegmentResult]:
         events.put(("tile", n))
 
     run.predictor.on_batch = on_batch
-    scratch = Path(tempfile.mkdtemp(prefix=".sa2net-scratch-", dir=_scratch_parent(run.out)))
+    # Named like every partial output (pid inside), so a killed run's scratch is found and
+    # removed by io.atomic.remove_stale_partials (the batch job calls it).
+    parent = Path(_scratch_parent(run.out) or tempfile.gettempdir())
+    scratch = new_partial(parent / "sa2net-scratch")
+    scratch.mkdir()
     outcome: dict[str, Any] = {}
     thread = threading.Thread(target=work, args=(run, scratch, events, outcome), daemon=True)
     thread.start()
