@@ -171,8 +171,6 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
     return bundled_model_path(name)
 
 
-
-
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
     """The validated checkpoint dictionary of a file or bundled model name (tensors on CPU)."""
     path = resolve_checkpoint_path(path_or_name)
