@@ -8,7 +8,6 @@ skipped; the summary CSV's location is shown at the end.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QProgressBar, QVBoxLayout, QWidget
@@ -16,10 +15,10 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QProgressBar, QVBoxL
 from ._batch_table import FileTable
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
 from ._form import RunBar, form_group, note
-from ._runner import start_job
+from ._job_panel import JobPanel
 
 
-class BatchWidget(QWidget):
+class BatchWidget(JobPanel, QWidget):
     """Dock widget for folder-to-folder segmentation with per-file status and resume."""
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -119,35 +118,20 @@ class BatchWidget(QWidget):
 
     def run(self) -> None:
         """Start the batch in a worker thread."""
-        from napari.utils.notifications import show_error
 
         from ..inference.batch import batch_job
 
-        try:
-            arguments = self.job_arguments()
-        except ValueError as err:
-            show_error(f"SA2-Net batch: {err}")
+        arguments = self.job_arguments_or_error("SA2-Net batch")
+        if arguments is None:
             return
         self.list_files()
         self.overall.setRange(0, max(1, len(self.table.names())))
         self.overall.setValue(0)
-        self._started = time.monotonic()
-        self.bar.busy(True)
-        self.bar.say("starting…")
-        self.worker = start_job(
-            batch_job(**arguments),
-            title="SA2-Net batch",
-            on_result=self._done,
-            on_progress=self._progress,
-            on_error=lambda err: self.bar.say(f"failed: {err}"),
-            on_finished=self._finished,
-        )
+        self.launch(batch_job(**arguments), "SA2-Net batch", self._done)
 
     def cancel(self) -> None:
         """Stop after the current tile batch; the file in progress leaves no output."""
-        if self.worker is not None:
-            self.bar.say("cancelling…")
-            self.worker.quit()
+        self.request_stop()
 
     def _progress(self, event: Any) -> None:
         if event.level == 0:
@@ -158,8 +142,7 @@ class BatchWidget(QWidget):
             self.current.setRange(0, event.total)
             self.current.setValue(event.current)
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
-        elapsed = time.monotonic() - self._started
-        self.bar.say(f"{event.stage} {done} {event.message}  ({elapsed:.0f} s)")
+        self.bar.say(f"{event.stage} {done} {event.message}  ({self.elapsed():.0f} s)")
 
     def _done(self, result: Any) -> None:
         self.table.update_from_result(result)
@@ -167,9 +150,6 @@ class BatchWidget(QWidget):
         self.summary.setText(f"Summary table: {result.summary_path}")
         self.bar.say(self.table.counts_text())
 
-    def _finished(self) -> None:
-        if self.worker is not None and self.worker.abort_requested:
-            self.table.mark_running_as("cancelled")
-            self.bar.say("cancelled; tick resume and run again to continue")
-        self.worker = None
-        self.bar.busy(False)
+    def on_aborted(self) -> None:
+        self.table.mark_running_as("cancelled")
+        self.bar.say("cancelled; tick resume and run again to continue")

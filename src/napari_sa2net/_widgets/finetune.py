@@ -9,7 +9,6 @@ curve and a preview layer, and registers the saved checkpoint for the segment wi
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,15 @@ from qtpy.QtWidgets import (
 from ._controls import DevicePicker, ModelPicker, PathEdit
 from ._finetune_io import default_checkpoint_path, finetune_arguments, finetune_from, show_preview
 from ._form import RunBar, form_group, note
+from ._job_panel import JobPanel
 from ._layers import LayerCombo
 from ._plot import CurvePlot
-from ._runner import start_job
 from ._session import SESSION_MODELS
 
 NO_SHAPES = "(around painted nuclei)"
 
 
-class FinetuneWidget(QWidget):
+class FinetuneWidget(JobPanel, QWidget):
     """Dock widget finetuning SA2-Net on painted regions, with a live curve and preview."""
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -124,32 +123,17 @@ class FinetuneWidget(QWidget):
 
     def start(self) -> None:
         """Start finetuning in a worker thread."""
-        from napari.utils.notifications import show_error
-
-        try:
-            arguments = self.job_arguments()
-        except ValueError as err:
-            show_error(f"SA2-Net finetune: {err}")
+        arguments = self.job_arguments_or_error("SA2-Net finetune")
+        if arguments is None:
             return
         self._out = Path(arguments["out"])
-        self._started = time.monotonic()
         self.plot.clear()
-        self.bar.busy(True)
-        self.bar.say("preparing the painted regions…")
-        self.worker = start_job(
-            finetune_from(**arguments),
-            title="SA2-Net finetune",
-            on_result=self._done,
-            on_progress=self._progress,
-            on_error=lambda err: self.bar.say(f"failed: {err}"),
-            on_finished=self._finished,
-        )
+        job = finetune_from(**arguments)
+        self.launch(job, "SA2-Net finetune", self._done, "preparing the painted regions…")
 
     def stop(self) -> None:
         """Stop after the current batch; the best checkpoint saved so far is kept."""
-        if self.worker is not None:
-            self.bar.say("stopping…")
-            self.worker.quit()
+        self.request_stop("stopping…")
 
     def _progress(self, event: Any) -> None:
         metrics = dict(event.metrics)
@@ -161,8 +145,7 @@ class FinetuneWidget(QWidget):
             show_preview(self.viewer, event, self.image.layer())
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
         shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
-        elapsed = time.monotonic() - self._started
-        self.bar.say(f"{event.stage} {done}  {shown}  ({elapsed:.0f} s)")
+        self.bar.say(f"{event.stage} {done}  {shown}  ({self.elapsed():.0f} s)")
 
     def _done(self, result: Any) -> None:
         best = f"best epoch {result.best_epoch}: " + ", ".join(
@@ -175,12 +158,9 @@ class FinetuneWidget(QWidget):
             SESSION_MODELS.add(path)
             self.bar.say(f"{verb} {path}; it is now in the segment widget's model list")
 
-    def _finished(self) -> None:
-        if self.worker is not None and self.worker.abort_requested:
-            self.bar.say("stopped; no checkpoint was saved yet")
-            self._register(self._out, "stopped; kept the best checkpoint so far:")
-        self.worker = None
-        self.bar.busy(False)
+    def on_aborted(self) -> None:
+        self.bar.say("stopped; no checkpoint was saved yet")
+        self._register(self._out, "stopped; kept the best checkpoint so far:")
 
 
 class _ShapesCombo(LayerCombo):

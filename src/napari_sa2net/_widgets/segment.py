@@ -8,21 +8,20 @@ the job wrote a zarr store).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QVBoxLayout, QWidget
 
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
 from ._form import RunBar, form_group, note
+from ._job_panel import JobPanel
 from ._layers import LayerCombo, current_plane, layer_channels, lazy_level0
-from ._runner import start_job
 from ._segment_output import add_result_layer, describe_layer, output_target
 
 OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(JobPanel, QWidget):
     """Dock widget running SA2-Net on an image layer and adding the instance labels."""
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -133,51 +132,33 @@ class SegmentWidget(QWidget):
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""
-        from napari.utils.notifications import show_error
 
         from ..inference import segment_job
 
-        try:
-            arguments = self.job_arguments()
-        except ValueError as err:
-            show_error(f"SA2-Net segment: {err}")
+        arguments = self.job_arguments_or_error("SA2-Net segment")
+        if arguments is None:
             return
         layer = self.image.layer()
-        self._started = time.monotonic()
-        self.bar.busy(True)
-        self.bar.say("starting…")
-        self.worker = start_job(
-            segment_job(**arguments),
-            title="SA2-Net segment",
-            on_result=lambda result: self._done(result, layer),
-            on_progress=self._progress,
-            on_error=lambda err: self.bar.say(f"failed: {err}"),
-            on_finished=self._finished,
-        )
+        self.launch(segment_job(**arguments), "SA2-Net segment", lambda r: self._done(r, layer))
 
     def cancel(self) -> None:
         """Stop the running job at its next tile batch; its partial output is removed."""
-        if self.worker is not None:
-            self.bar.say("cancelling…")
-            self.worker.quit()
+        self.request_stop()
 
     def _progress(self, event: Any) -> None:
         if event.message and event.level == 0:
             self.estimate.setText(event.message)
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
-        self.bar.say(f"{event.stage} {done}  ({time.monotonic() - self._started:.0f} s)")
+        self.bar.say(f"{event.stage} {done}  ({self.elapsed():.0f} s)")
 
     def _done(self, result: Any, layer: Any) -> None:
         labels_layer, count = add_result_layer(self.viewer, result, layer)
-        seconds = time.monotonic() - self._started
+        seconds = self.elapsed()
         objects = "1 object" if count == 1 else f"{count} objects"
         self.bar.say(f"{objects} in {seconds:.1f} s → layer '{labels_layer.name}'")
 
-    def _finished(self) -> None:
-        if self.worker is not None and self.worker.abort_requested:
-            self.bar.say("cancelled; no output was kept")
-        self.worker = None
-        self.bar.busy(False)
+    def on_aborted(self) -> None:
+        self.bar.say("cancelled; no output was kept")
 
 
 def _threshold(value: float) -> QDoubleSpinBox:
