@@ -22,7 +22,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
     | tee -a "$OUT/device.txt"
 
 timeout 180 python3 -m pytest -q -p no:cacheprovider -o addopts="" \
-    tests/model tests/engine tests/inference 2>&1 | tee "$OUT/tests.txt" | tail -25
+    ${GPU_TESTS:-tests/model tests/engine tests/inference} 2>&1 | tee "$OUT/tests.txt" | tail -25
 
 timeout 120 python3 benchmarks/bench_inference.py --device cuda --model sa2net-paper \
     --size 4096 --tile 512 --overlap 64 --batch 16 --repeats 3 --rss-sizes \

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_sa2net.inference.predictor import Predictor, pad_tiles
 from napari_sa2net.inference.stitching import (
     Chunking,
+    _add_batch,
     accumulate_group,
+    add_batch_torch,
     background_probabilities,
     predict_in_memory,
 )
@@ -72,6 +75,47 @@ def test_group_accumulation_holds_weights(identity):
     )
     np.testing.assert_allclose(acc[:3], acc[3][None].repeat(3, 0))
     assert acc[3].min() > 0
+
+
+def _batch_inputs():
+    plan = TilePlan((100, 90), 48, 16)
+    tiles = plan.tiles()
+    rng = np.random.default_rng(3)
+    probs = rng.random((len(tiles), 3, 48, 48)).astype(np.float32)
+    flat = [k % 3 == 1 for k in range(len(tiles))]
+    kept = probs[[k for k, f in enumerate(flat) if not f]]
+    return plan, tiles, flat, kept
+
+
+def test_device_blending_equals_host_blending():
+    plan, tiles, flat, kept = _batch_inputs()
+    host = np.zeros((4, 100, 90))
+    _add_batch(host, (0, 100, 0, 90), tiles, flat, kept, plan, 3)
+    dev = torch.zeros((4, 100, 90), dtype=torch.float64)
+    add_batch_torch(dev, (0, 100, 0, 90), tiles, flat, torch.from_numpy(kept), plan, 3)
+    np.testing.assert_array_equal(dev.numpy(), host)
+
+
+@pytest.mark.gpu
+def test_cuda_group_accumulation_equals_cpu(identity):
+    plan = TilePlan((300, 260), 64, 16)
+    image = np.random.default_rng(1).random((300, 260, 3)).astype(np.float32)
+    args = ((0, 300, 0, 260), plan.tiles(), plan)
+    cpu = accumulate_group(image, *args, Predictor(identity(3), activation="none"),
+                           IDENTITY_STATS, 3, None)  # fmt: skip
+    cuda = Predictor(identity(3), "cuda", activation="none", batch_size=3)
+    gpu = accumulate_group(image, *args, cuda, IDENTITY_STATS, 3, None)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=0)
+    whole = predict_in_memory(image, plan, cuda, IDENTITY_STATS, 3, None)
+    np.testing.assert_array_equal(whole, np.moveaxis(image, -1, 0))  # divided on the device
+
+
+def test_predictor_tokenizes_cheaply_and_stably():
+    from dask.base import tokenize
+
+    predictor = Predictor(torch.nn.Conv2d(1, 1, 1))
+    assert tokenize(predictor) == tokenize(predictor)
+    assert tokenize(predictor) != tokenize(Predictor(torch.nn.Conv2d(1, 1, 1)))
 
 
 def test_pad_tiles_reflects_bottom_right():

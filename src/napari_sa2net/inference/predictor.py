@@ -9,6 +9,7 @@ Probabilities are returned on the host as float32: the compute device is not the
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -75,6 +76,12 @@ class Predictor:
         self._lock = threading.Lock()
         self.cancel_event = threading.Event()
         self.on_batch: Callable[[int], Any] | None = None
+        self._token = uuid.uuid4().hex  # survives pickling: one identity per predictor
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        # Without this, dask hashes a task argument by pickling it: the whole model, copied
+        # off the GPU, once per chunk (it cost ~1 s per chunk for sa2net-paper on an H100).
+        return ("napari_sa2net.Predictor", self._token)
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
@@ -100,8 +107,12 @@ class Predictor:
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities ``N×K×H×W`` float32 (host) of a normalized ``N×C×H×W`` batch."""
+    def predict_batch(self, batch: np.ndarray, to_host: bool = True) -> Any:
+        """Probabilities ``N×K×H×W`` float32 of a normalized ``N×C×H×W`` batch.
+
+        A numpy array on the host, or with ``to_host=False`` a tensor left on the device: the
+        computation is then only queued (asynchronous on CUDA) and the caller keeps working.
+        """
         if self.cancel_event.is_set():
             raise Cancelled("inference was cancelled")
         with self._lock, torch.inference_mode():
@@ -113,7 +124,7 @@ class Predictor:
             else:
                 logits = self.model(x)
             probs = self._activate(logits.float())
-            out = probs.cpu().numpy()
+            out = probs.cpu().numpy() if to_host else probs
         if self.on_batch is not None:
             self.on_batch(len(batch))
         return out

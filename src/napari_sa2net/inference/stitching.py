@@ -91,7 +91,8 @@ def accumulate_group(
     stats: tuple[np.ndarray, np.ndarray],
     num_classes: int,
     flat_range: float | None = FLAT_RANGE,
-) -> np.ndarray:
+    keep_on_device: bool = False,
+) -> Any:
     """Predict ``tiles`` and accumulate them over ``extent``.
 
     Parameters
@@ -105,10 +106,13 @@ def accumulate_group(
     flat_range : float or None
         Tiles whose normalized values span less than this are not predicted but count as
         background; ``None`` predicts every tile.
+    keep_on_device : bool
+        On an accelerator, return the accumulation as a tensor where it was made (the device,
+        when it fits there) instead of copying it to the host.
 
     Returns
     -------
-    np.ndarray
+    np.ndarray or torch.Tensor
         float64 ``(K + 1)×h×w``: ``sum(weight * prob)`` per class, then ``sum(weight)``.
     """
     y0, y1, x0, x1 = extent
@@ -137,15 +141,67 @@ def accumulate_group(
             probs = predictor.predict_batch(arrays) if arrays is not None else None
             _add_batch(acc, extent, batch, flat, probs, plan, num_classes)
         return acc
+    device_acc = _device_accumulator(acc, predictor)
     with ThreadPoolExecutor(max_workers=1) as reader:
         pending = reader.submit(prepare, batches[0])
         for k, batch in enumerate(batches):
             arrays, flat = pending.result()
             if k + 1 < len(batches):
                 pending = reader.submit(prepare, batches[k + 1])  # overlaps the forward pass
-            probs = predictor.predict_batch(arrays) if arrays is not None else None
-            _add_batch(acc, extent, batch, flat, probs, plan, num_classes)
-    return acc
+            if device_acc is None:
+                probs = predictor.predict_batch(arrays) if arrays is not None else None
+                _add_batch(acc, extent, batch, flat, probs, plan, num_classes)
+            else:
+                probs = predictor.predict_batch(arrays, False) if arrays is not None else None
+                add_batch_torch(device_acc, extent, batch, flat, probs, plan, num_classes)
+    if device_acc is None:
+        return acc
+    return device_acc if keep_on_device else device_acc.cpu().numpy()
+
+
+def _device_accumulator(acc: np.ndarray, predictor: Any) -> Any:
+    """A float64 zero accumulator on the predictor's device, or None where it would not fit.
+
+    Blending on the device keeps the GPU busy: the host only prepares and queues batches, and
+    one copy of the finished group comes back instead of every tile's probabilities.
+    """
+    import torch
+
+    device = predictor.device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if acc.nbytes > free // 4:
+            return None
+    return torch.zeros(acc.shape, dtype=torch.float64, device=device)
+
+
+def add_batch_torch(
+    acc: Any,
+    extent: tuple[int, int, int, int],
+    batch: list[Tile],
+    flat: list[bool],
+    probs: Any,
+    plan: TilePlan,
+    num_classes: int,
+) -> None:
+    """:func:`_add_batch` on torch tensors (any device): the same float64 sums, same order."""
+    import torch
+
+    y0, _, x0, _ = extent
+    device = acc.device
+    empty = torch.from_numpy(background_probabilities(num_classes).astype(np.float64)).to(device)
+    k = 0
+    for tile, is_flat in zip(batch, flat):
+        h, w = tile.shape
+        wy, wx = (torch.from_numpy(f.copy()).to(device) for f in plan.window_factors(tile))
+        weight = torch.outer(wy, wx).double()  # float32 product, as np.outer in window()
+        ys, xs = slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0)
+        if is_flat:
+            acc[:num_classes, ys, xs] += empty[:, None, None] * weight
+        else:
+            acc[:num_classes, ys, xs] += probs[k, :, :h, :w].double() * weight
+            k += 1
+        acc[num_classes, ys, xs] += weight
 
 
 def _device_type(predictor: Any) -> str:
@@ -236,8 +292,15 @@ def predict_in_memory(
         stats,
         num_classes,
         flat_range,
+        keep_on_device=True,
     )
-    return merge_chunk((height, width), num_classes, acc)
+    if isinstance(acc, np.ndarray):
+        return merge_chunk((height, width), num_classes, acc)
+    # Divided on the device: only float32 probabilities cross to the host.
+    weight = acc[num_classes]
+    if not bool((weight > 0).all()):
+        raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
+    return (acc[:num_classes] / weight).float().cpu().numpy()
 
 
 def describe(plan: TilePlan, chunking: Chunking) -> dict[str, Any]:

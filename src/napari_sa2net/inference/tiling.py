@@ -156,10 +156,14 @@ class TilePlan:
 
     def window(self, tile: Tile) -> np.ndarray:
         """Blending weights of one tile, float32 ``YX`` of ``tile.shape``, all ``> 0``."""
+        return np.outer(*self.window_factors(tile))
+
+    def window_factors(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        """The 1-D float32 ramps whose outer product is :meth:`window` (read-only, cached)."""
         top, bottom, left, right = tile.taper
         wy = _ramp(tile.shape[0], self.overlap, top, bottom)
         wx = _ramp(tile.shape[1], self.overlap, left, right)
-        return np.outer(wy, wx)
+        return wy, wx
 
     def to_dict(self) -> dict[str, object]:
         return {"tile": self.tile, "overlap": self.overlap, "grid": list(self.grid)}
