@@ -31,8 +31,21 @@ def test_dask_identity_equals_input_and_numpy(identity, shape, tile, overlap, ch
     lazy = da.from_array(image, chunks=(*image_chunks, 3))
     probs = np.full((3, *shape), np.nan, np.float32)
     chunking = Chunking.regular(shape, chunk)
-    store_probabilities(lazy, plan, chunking, predictor, STATS, 3, None, probs, in_flight=3)
+    stored = []
+
+    def on_chunk(bounds):  # each chunk is reported once, after its pixels are in the target
+        y0, y1, x0, x1 = bounds
+        assert not np.isnan(probs[:, y0:y1, x0:x1]).any()
+        stored.append(bounds)
+
+    store_probabilities(
+        lazy, plan, chunking, predictor, STATS, 3, None, probs, in_flight=3, on_chunk=on_chunk
+    )
     np.testing.assert_array_equal(probs, np.moveaxis(image, -1, 0))
+    rows, cols = chunking.grid
+    assert sorted(stored) == sorted(
+        chunking.bounds(i, j) for i in range(rows) for j in range(cols)
+    )
     in_memory = predict_in_memory(image, plan, predictor, STATS, 3, None)
     np.testing.assert_array_equal(probs, in_memory)
 

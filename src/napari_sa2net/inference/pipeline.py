@@ -59,6 +59,7 @@ def store_probabilities(
     target: Any,
     scheduler: Any = "threads",
     in_flight: int = 2,
+    on_chunk: Any = None,
 ) -> None:
     """Write ``K×H×W`` float32 probabilities of a ``YXC`` dask image into ``target``.
 
@@ -68,6 +69,8 @@ def store_probabilities(
     the peak grows with the slide's width by a thin strip, not by a row of accumulators.
     ``predictor`` is a :class:`~.predictor.Predictor` or a distributed future of one;
     ``target`` is a zarr array (or anything taking slice assignment) of shape ``K×H×W``.
+    ``on_chunk((y0, y1, x0, x1))``, if given, is called after each chunk has been stored (for a
+    live preview of ``target``).
     """
     import dask
 
@@ -95,6 +98,8 @@ def store_probabilities(
                 )
                 right = spill_right
                 current.append((bottom, corner))
+                if on_chunk is not None:
+                    on_chunk((y0, y1, x0, x1))
         above = current
 
 
