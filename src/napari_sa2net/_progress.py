@@ -34,6 +34,10 @@ class Progress:
         Human-readable status line.
     metrics : Mapping[str, float]
         Figures worth showing (loss, val_dice, MP/s, ...).
+    payload : object, optional
+        Something a consumer may display, such as a live preview of partial results (e.g.
+        ``inference.runner.ProbabilityPreview`` / ``StoredChunk``); ``None`` for most events.
+        Consumers that do not know the payload ignore it: the other fields stay meaningful.
     """
 
     stage: str
@@ -42,6 +46,7 @@ class Progress:
     level: int = 0
     message: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    payload: Any = None
 
     @property
     def fraction(self) -> float | None:

@@ -209,3 +209,49 @@ def test_cuda_bf16_matches_cpu(tiny, same_objects):
     assert cuda.device.startswith("cuda") and cuda.provenance["amp"]
     assert np.mean((cuda.labels > 0) == (cpu.labels > 0)) > 0.95
     tiny.to("cpu")
+
+
+def test_chunked_job_announces_a_preview_and_every_stored_chunk(tiny, tmp_path):
+    import zarr
+
+    from napari_sa2net.inference.runner import ProbabilityPreview, StoredChunk
+
+    image = _image(300)
+    job = segment_job(
+        image, model=tiny, tile=128, overlap=32, device="cpu", out=tmp_path / "x.zarr", chunk=128
+    )
+    events = []
+    result = run_job(job, events.append)
+    payloads = [e.payload for e in events if e.payload is not None]
+    assert all(e.stage == "tile" and e.level == 1 for e in events if e.payload is not None)
+    info = payloads[0]  # announced before any chunk
+    assert isinstance(info, ProbabilityPreview)
+    assert info.mode == "instance" and info.shape == info.image_shape == (300, 300)
+    chunks = payloads[1:]
+    assert len(chunks) == 9 and all(isinstance(c, StoredChunk) for c in chunks)
+    covered = np.zeros(image.shape, np.int64)
+    for chunk in chunks:
+        assert chunk.preview is info
+        y0, y1, x0, x1 = chunk.bounds
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()  # every pixel in exactly one announced chunk
+    assert not info.path.exists()  # scratch removed at the end
+    assert result.path == tmp_path / "x.zarr"
+    # While the job runs, each announced chunk is readable when its event arrives.
+    job = segment_job(
+        image, model=tiny, tile=128, overlap=32, device="cpu", out=tmp_path / "y.zarr", chunk=128
+    )
+    for event in job:
+        if isinstance(event.payload, StoredChunk):
+            y0, y1, x0, x1 = event.payload.bounds
+            block = zarr.open_array(str(event.payload.preview.path), mode="r")[:, y0:y1, x0:x1]
+            np.testing.assert_allclose(block.sum(axis=0), 1.0, atol=1e-4)  # softmax stored
+            break
+    job.close()
+    assert not (tmp_path / "y.zarr").exists()
+
+
+def test_in_memory_job_has_no_preview(tiny):
+    events = []
+    run_job(segment_job(_image(128), model=tiny, device="cpu"), events.append)
+    assert all(e.payload is None for e in events)

@@ -233,6 +233,11 @@ def _execute(run: Any) -> Job[SegmentResult]:
             if kind == "tile":
                 done["tiles"] += value
                 yield Progress("tile", min(done["tiles"], n_tiles), n_tiles, 1, "predicting")
+            elif kind in ("preview", "chunk"):
+                # A tile event like the others (bars and the CLI see no new stage), carrying the
+                # scratch probabilities / the chunk just stored for a live preview.
+                current = min(done["tiles"], n_tiles)
+                yield Progress("tile", current, n_tiles, 1, "predicting", payload=value)
             elif kind == "stage":
                 yield Progress(value, 0, None, 1, value)
             elif kind == "end":

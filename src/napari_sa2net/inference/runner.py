@@ -1,8 +1,15 @@
-"""The work of one segmentation run, executed in a background thread by :mod:`.api`."""
+"""The work of one segmentation run, executed in a background thread by :mod:`.api`.
+
+The work reports through ``events`` (a queue the generator in :mod:`.api` drains): ``("stage",
+name)``, and on the chunked path ``("preview", ProbabilityPreview)`` once the scratch
+probabilities exist, then ``("chunk", StoredChunk)`` after each stored chunk, so a viewer can
+show where nuclei were found while the slide is still being predicted.
+"""
 
 from __future__ import annotations
 
 import queue
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +19,47 @@ from .. import __version__
 from .postprocess import probabilities_to_instances
 from .rescale import restore_labels
 from .stitching import describe, predict_in_memory
+
+
+@dataclass(frozen=True)
+class ProbabilityPreview:
+    """Where a running chunked segmentation stores its probabilities (a ``Progress.payload``).
+
+    Attributes
+    ----------
+    path : Path
+        A zarr array ``K×H×W`` float32 of class probabilities on the prediction grid (instance
+        mode: 0 background, 1 interior, 2 boundary; binary mode: one foreground class). Chunks
+        not yet predicted read as 0. It is scratch: deleted when the job ends, so read each
+        chunk when its :class:`StoredChunk` event arrives and never after the job has ended.
+    mode : str
+        ``"instance"`` or ``"binary"``.
+    shape : tuple of int
+        ``(H, W)`` of the prediction grid.
+    image_shape : tuple of int
+        ``(Y, X)`` of the input image; differs from ``shape`` when the image was rescaled
+        (grid pixel ``i`` lies at image pixel ``i * Y / H + (Y / H - 1) / 2``).
+    interior_threshold, foreground_threshold : float
+        The job's thresholds, for a preview that looks like the final labels.
+    """
+
+    path: Path
+    mode: str
+    shape: tuple[int, int]
+    image_shape: tuple[int, int]
+    interior_threshold: float
+    foreground_threshold: float
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk of :attr:`preview` has been written (a ``Progress.payload``).
+
+    ``bounds`` is ``(y0, y1, x0, x1)`` on the prediction grid, end exclusive.
+    """
+
+    bounds: tuple[int, int, int, int]
+    preview: ProbabilityPreview
 
 
 def work(run: Any, scratch: Path, events: queue.Queue, outcome: dict[str, Any]) -> None:
@@ -97,6 +145,19 @@ def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -
         chunks=(run.net.num_classes, *(int(c[0]) for c in run.chunking.dask_chunks())),
         dtype="float32",
     )
+    preview = ProbabilityPreview(
+        Path(path),
+        run.mode,
+        (height, width),
+        tuple((run.original or run.source).shape[:2]),
+        float(run.args["interior_threshold"]),
+        float(run.args["foreground_threshold"]),
+    )
+    events.put(("preview", preview))
+
+    def on_chunk(bounds: tuple[int, int, int, int]) -> None:
+        events.put(("chunk", StoredChunk(tuple(int(b) for b in bounds), preview)))
+
     store_probabilities(
         run.source.data,
         run.plan,
@@ -107,6 +168,7 @@ def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -
         run.flat_range,
         target,
         scheduler=client,
+        on_chunk=on_chunk,
     )
     events.put(("stage", "postprocess"))
     labels, n = instances_chunked(
