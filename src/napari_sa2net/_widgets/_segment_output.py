@@ -14,6 +14,13 @@ from ._layers import lazy_level0, yx_transform
 #: Results of images above this many pixels are written to disk (OME-Zarr) even when the user
 #: chose no folder: a temporary folder is used, so memory holds only the tiles on screen.
 IN_MEMORY_MAX_PIXELS = 8192 * 8192
+#: Images above this many pixels take the chunked path even without a folder (a temporary
+#: OME-Zarr, read back into memory at the end up to :data:`IN_MEMORY_MAX_PIXELS`), so their
+#: Labels layer fills in chunk by chunk while the slide is predicted: on a 2-core CPU a 2048²
+#: image takes well over ten seconds with the bundled model, a 4096² image about a minute.
+PREVIEW_MIN_PIXELS = 2048 * 2048
+#: Prefix of the temporary folders that outputs go to when the user chose no folder.
+TEMPORARY_PREFIX = "sa2net-"
 
 
 def describe_layer(layer: Any) -> str:
@@ -34,12 +41,13 @@ def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Pat
     """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
 
     A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken); without a
-    folder, images above :data:`IN_MEMORY_MAX_PIXELS` go to a new temporary folder.
+    folder, images above :data:`PREVIEW_MIN_PIXELS` go to a new temporary folder (see
+    :func:`is_temporary`).
     """
     if folder is None:
-        if int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS:
+        if int(np.prod(shape[:2])) <= PREVIEW_MIN_PIXELS:
             return None
-        folder = Path(tempfile.mkdtemp(prefix="sa2net-"))
+        folder = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"output folder {folder} is a file; choose a folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,6 +57,33 @@ def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Pat
         n += 1
         target = folder / f"{stem}-{n}.zarr"
     return target
+
+
+def loads_into_memory(
+    out: Path | None, chosen_folder: Path | None, shape: tuple[int, ...]
+) -> bool:
+    """Whether a result written to ``out`` is read back into memory (and its folder deleted).
+
+    True for a temporary output (no folder chosen) of an image up to
+    :data:`IN_MEMORY_MAX_PIXELS`: it went to disk only for the live preview.
+    """
+    small = int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS
+    return out is not None and chosen_folder is None and small
+
+
+def in_memory_result(result: Any, temporary: Path) -> Any:
+    """``result`` with its written labels read into memory and the ``temporary`` folder deleted.
+
+    Runs in the worker thread (reading the labels is real work).
+    """
+    import dataclasses
+    import shutil
+
+    from ..io import read_labels
+
+    labels = np.asarray(read_labels(result.path)[0])
+    shutil.rmtree(temporary, ignore_errors=True)
+    return dataclasses.replace(result, labels=labels, path=None)
 
 
 def _result_data(result: Any) -> tuple[Any, dict[str, Any]]:
@@ -73,14 +108,46 @@ def object_count(result: Any, data: Any) -> int:
     return -1
 
 
+def result_name(image_layer: Any) -> str:
+    """Name of the labels layer of ``image_layer`` (the preview adds " (preview)")."""
+    return f"{image_layer.name} labels"
+
+
 def add_result_layer(viewer: Any, result: Any, image_layer: Any) -> tuple[Any, int]:
     """Add the labels of ``result`` over ``image_layer`` (same Y/X scale and translate)."""
     data, metadata = _result_data(result)
     layer = viewer.add_labels(
         data,
-        name=f"{image_layer.name} labels",
+        name=result_name(image_layer),
         multiscale=isinstance(data, list),
         metadata=metadata,
         **yx_transform(image_layer),
     )
     return layer, object_count(result, data)
+
+
+def replace_preview(viewer: Any, preview: Any, result: Any, image_layer: Any) -> tuple[Any, int]:
+    """Give the preview layer the final labels of ``result``, or add them when it is gone.
+
+    The data is swapped in place, so the user's opacity, visibility, blending and place in the
+    layer list survive. napari cannot turn one level into a pyramid (or back): then the preview
+    is replaced by a new layer at its place, with those settings copied.
+    """
+    if preview is None or preview not in viewer.layers:
+        return add_result_layer(viewer, result, image_layer)
+    data, metadata = _result_data(result)
+    if isinstance(data, list) != bool(preview.multiscale):
+        index = viewer.layers.index(preview)
+        kept = {k: getattr(preview, k) for k in ("opacity", "visible", "blending")}
+        viewer.layers.remove(preview)
+        layer, count = add_result_layer(viewer, result, image_layer)
+        viewer.layers.move(viewer.layers.index(layer), index)
+        for key, value in kept.items():
+            setattr(layer, key, value)
+        return layer, count
+    preview.data = data
+    transform = yx_transform(image_layer)
+    preview.scale, preview.translate = transform["scale"], transform["translate"]
+    preview.metadata = metadata
+    preview.name = result_name(image_layer)
+    return preview, object_count(result, data)

@@ -1,13 +1,17 @@
 """The "SA2-Net segment" dock widget: pick an image layer and a model, run tiled inference.
 
 The widget holds no compute: it collects the choices, builds
-``napari_sa2net.inference.segment_job(...)`` and hands it to :func:`._runner.start_job`; the
-result becomes a Labels layer with the image's scale and translate (read lazily from disk when
-the job wrote a zarr store).
+``napari_sa2net.inference.segment_job(...)`` and hands it to :func:`._runner.start_job`. On the
+chunked path (images above ``PREVIEW_MIN_PIXELS``, or any image written to a folder) a Labels
+layer "<image> labels (preview)" appears over the image as soon as prediction starts and fills
+in chunk by chunk (:mod:`._preview`); at the end it takes the final instance labels in place
+(read lazily from disk when they stay in a zarr store). A cancelled or failed run removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QVBoxLayout, QWidget
@@ -15,8 +19,16 @@ from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QVBoxLayout, QWidget
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
 from ._form import RunBar, form_group, note
 from ._job_panel import JobPanel
-from ._layers import LayerCombo, current_plane, layer_channels, lazy_level0
-from ._segment_output import add_result_layer, describe_layer, output_target
+from ._layers import LayerCombo, current_plane, layer_channels
+from ._preview import LivePreview
+from ._segment_output import (
+    describe_layer,
+    in_memory_result,
+    loads_into_memory,
+    output_target,
+    replace_preview,
+    result_name,
+)
 
 OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
 
@@ -31,6 +43,8 @@ class SegmentWidget(JobPanel, QWidget):
         self.viewer = napari_viewer
         self.worker: Any = None
         self._started = 0.0
+        self._preview: LivePreview | None = None
+        self._temporary: Path | None = None  # our own output folder when none was chosen
         self.image = LayerCombo(napari_viewer, Image)
         self.channel = QComboBox()
         self.info = note("")
@@ -114,7 +128,7 @@ class SegmentWidget(JobPanel, QWidget):
         model = self.model.model()
         if model is None:
             raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
-        out = output_target(self.output.path(), layer.name, lazy_level0(layer).shape)
+        out = output_target(self.output.path(), layer.name, image.shape)
         return {
             "image": image,
             "model": model,
@@ -132,33 +146,68 @@ class SegmentWidget(JobPanel, QWidget):
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""
-
-        from ..inference import segment_job
-
         arguments = self.job_arguments_or_error("SA2-Net segment")
         if arguments is None:
             return
         layer = self.image.layer()
-        self.launch(segment_job(**arguments), "SA2-Net segment", lambda r: self._done(r, layer))
+        out, chosen = arguments["out"], self.output.path()
+        self._temporary = out.parent if out is not None and chosen is None else None
+        load = loads_into_memory(out, chosen, arguments["image"].shape)
+        name = f"{result_name(layer)} (preview)"
+        self._preview = LivePreview(
+            self.viewer, layer, name, multiscale=out is not None and not load
+        )
+        job = self._job(arguments, self._preview, self._temporary if load else None)
+        self.launch(job, "SA2-Net segment", lambda r: self._done(r, layer))
+
+    @staticmethod
+    def _job(arguments: dict[str, Any], preview: LivePreview, load_from: Path | None) -> Any:
+        """The segment job with its preview (worker thread); reads a temporary output back."""
+        from ..inference import segment_job
+
+        result = yield from preview.wrap(segment_job(**arguments))
+        return result if load_from is None else in_memory_result(result, load_from)
 
     def cancel(self) -> None:
         """Stop the running job at its next tile batch; its partial output is removed."""
         self.request_stop()
 
     def _progress(self, event: Any) -> None:
+        if self._preview is not None:
+            self._preview.on_event(event)
         if event.message and event.level == 0:
             self.estimate.setText(event.message)
         done = f"{event.current}/{event.total}" if event.total else str(event.current)
-        self.bar.say(f"{event.stage} {done}  ({self.elapsed():.0f} s)")
+        shown = (
+            f", {self._preview.chunks} chunks shown"
+            if self._preview and self._preview.chunks
+            else ""
+        )
+        self.bar.say(f"{event.stage} {done}  ({self.elapsed():.0f} s{shown})")
 
     def _done(self, result: Any, layer: Any) -> None:
-        labels_layer, count = add_result_layer(self.viewer, result, layer)
+        preview = self._preview.layer if self._preview and self._preview.alive() else None
+        labels_layer, count = replace_preview(self.viewer, preview, result, layer)
+        if self._preview is not None:
+            self._preview.close(remove_layer=False)
         seconds = self.elapsed()
         objects = "1 object" if count == 1 else f"{count} objects"
         self.bar.say(f"{objects} in {seconds:.1f} s → layer '{labels_layer.name}'")
 
     def on_aborted(self) -> None:
         self.bar.say("cancelled; no output was kept")
+
+    def _job_finished(self) -> None:
+        # Done, cancelled or failed: the job's own clean-up has run. A preview still showing
+        # (cancel, error) is removed with its store; an empty temporary folder goes too.
+        if self._preview is not None:
+            self._preview.close(remove_layer=True)
+            self._preview = None
+        if self._temporary is not None:
+            with contextlib.suppress(OSError):
+                self._temporary.rmdir()  # only when empty: a kept lazy result stays
+            self._temporary = None
+        super()._job_finished()
 
 
 def _threshold(value: float) -> QDoubleSpinBox:

@@ -1,0 +1,210 @@
+"""A live preview of a running segmentation: a Labels layer that fills in chunk by chunk.
+
+The chunked inference path announces its scratch probabilities and every stored chunk as
+``Progress.payload`` (``inference.runner.ProbabilityPreview`` / ``StoredChunk``). The job's
+events pass through :meth:`LivePreview.wrap` in the worker thread, which thresholds each stored
+chunk at once (the job deletes its scratch when it ends) into a small uint8 pyramid of its own
+on disk (0 background, 1 nucleus, 2 nucleus interior in instance mode). The GUI thread shows
+that pyramid as a Labels layer read lazily by napari (only the visible region of one level),
+refreshed at most once per :data:`REFRESH_SECONDS`. The preview owns its store, so its lifetime
+does not depend on the job's clean-up order: the store is deleted only after the layer has been
+given the final labels or removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._layers import yx_transform
+
+LOG = logging.getLogger(__name__)
+#: At most one preview refresh per this many seconds (a refresh re-reads the visible region).
+REFRESH_SECONDS = 1.0
+#: Pyramid levels are halved until the largest side is below this (as the label writer does).
+LEVEL_MIN_SIDE = 1024
+CHUNK = 512
+
+
+def level_shapes(shape: tuple[int, int], multiscale: bool) -> list[tuple[int, int]]:
+    """``(H, W)`` of each preview level: level ``k`` is the grid strided by ``2**k``."""
+    shapes = [tuple(int(s) for s in shape)]
+    while multiscale and max(shapes[-1]) >= LEVEL_MIN_SIDE:
+        shapes.append(tuple(-(-s // 2) for s in shapes[-1]))
+    return shapes
+
+
+def preview_mask(probs: np.ndarray, info: Any) -> np.ndarray:
+    """``K×h×w`` probabilities → ``h×w`` uint8: 0 background, 1 nucleus, 2 interior (seed)."""
+    if info.mode == "binary":
+        return (probs[-1] > info.foreground_threshold).astype(np.uint8)
+    foreground = (1.0 - probs[0]) > info.foreground_threshold
+    interior = foreground & (probs[1] > info.interior_threshold)
+    return foreground.astype(np.uint8) + interior
+
+
+def preview_transform(image_layer: Any, info: Any) -> dict[str, tuple[float, ...]]:
+    """Scale and translate of the prediction grid over ``image_layer`` (rescaled runs too)."""
+    base = yx_transform(image_layer)
+    steps = [i / g for i, g in zip(info.image_shape, info.shape)]
+    scale = tuple(s * step for s, step in zip(base["scale"], steps))
+    translate = tuple(
+        t + s * (step - 1) / 2 for t, s, step in zip(base["translate"], base["scale"], steps)
+    )
+    return {"scale": scale, "translate": translate}
+
+
+class PreviewStore:
+    """A uint8 preview pyramid in a temporary folder: written by the worker, read by napari."""
+
+    def __init__(self, info: Any, multiscale: bool) -> None:
+        import zarr
+
+        self.info = info
+        self.folder = Path(tempfile.mkdtemp(prefix="sa2net-preview-"))
+        self.probs = zarr.open_array(str(info.path), mode="r")
+        self.shapes = level_shapes(info.shape, multiscale)
+        self._levels = [
+            zarr.create_array(
+                str(self.folder / str(k)),
+                shape=shape,
+                chunks=(min(CHUNK, shape[0]), min(CHUNK, shape[1])),
+                dtype="uint8",
+                fill_value=0,
+            )
+            for k, shape in enumerate(self.shapes)
+        ]
+
+    def write(self, bounds: tuple[int, int, int, int]) -> None:
+        """Threshold the stored chunk ``(y0, y1, x0, x1)`` into every level (worker thread)."""
+        y0, y1, x0, x1 = bounds
+        mask = preview_mask(np.asarray(self.probs[:, y0:y1, x0:x1]), self.info)
+        for k, level in enumerate(self._levels):
+            step = 2**k
+            r0, c0 = -(-y0 // step), -(-x0 // step)
+            part = mask[r0 * step - y0 :: step, c0 * step - x0 :: step]
+            if part.size:
+                level[r0 : r0 + part.shape[0], c0 : c0 + part.shape[1]] = part
+
+    def layer_data(self) -> Any:
+        """Read-only zarr arrays for napari: a list of levels, or the one level."""
+        import zarr
+
+        levels = [
+            zarr.open_array(str(self.folder / str(k)), mode="r") for k in range(len(self.shapes))
+        ]
+        return levels if len(levels) > 1 else levels[0]
+
+    def delete(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class LivePreview:
+    """The preview of one segment job: its store (worker side) and its layer (GUI side).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    image_layer : napari.layers.Image
+        The segmented layer; the preview lies over it.
+    name : str
+        Layer name while running (the final labels' name plus " (preview)").
+    multiscale : bool
+        Build a pyramid: wanted when the final labels will be read lazily from a zarr pyramid,
+        since napari cannot switch a layer between one level and a pyramid, and the layer should
+        take the final labels in place.
+    """
+
+    def __init__(self, viewer: Any, image_layer: Any, name: str, multiscale: bool) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.viewer = viewer
+        self.image_layer = image_layer
+        self.name = name
+        self.multiscale = multiscale
+        self.store: PreviewStore | None = None
+        self.layer: Any = None
+        self.chunks = 0
+        self._failed = False
+        self._last_refresh = 0.0
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.refresh)
+
+    # -- worker thread ---------------------------------------------------------------------
+    def wrap(self, job: Any) -> Generator[Any, None, Any]:
+        """Pass ``job``'s events through, storing each announced chunk before it is yielded."""
+        try:
+            while True:
+                try:
+                    event = next(job)
+                except StopIteration as stop:
+                    return stop.value
+                self._take(getattr(event, "payload", None))
+                yield event
+        finally:
+            job.close()  # a cancel closes this generator: the job cleans up in this thread
+
+    def _take(self, payload: Any) -> None:
+        from ..inference.runner import ProbabilityPreview, StoredChunk
+
+        if self._failed:
+            return
+        try:
+            if isinstance(payload, ProbabilityPreview) and self.store is None:
+                self.store = PreviewStore(payload, self.multiscale)
+            elif isinstance(payload, StoredChunk) and self.store is not None:
+                self.store.write(payload.bounds)
+                self.chunks += 1
+        except Exception:  # a preview problem (disk full, ...) must never stop the job
+            LOG.warning("SA2-Net segment: live preview disabled", exc_info=True)
+            self._failed = True
+
+    # -- GUI thread ------------------------------------------------------------------------
+    def on_event(self, event: Any) -> None:
+        """Add the layer when the job announces its probabilities; refresh as chunks land."""
+        from ..inference.runner import StoredChunk
+
+        if self.store is None or self._failed:
+            return
+        if self.layer is None:
+            self.layer = self.viewer.add_labels(
+                self.store.layer_data(),
+                name=self.name,
+                multiscale=len(self.store.shapes) > 1,
+                **preview_transform(self.image_layer, self.store.info),
+            )
+            self._last_refresh = time.monotonic()
+        elif isinstance(event.payload, StoredChunk) and not self._timer.isActive():
+            wait = REFRESH_SECONDS - (time.monotonic() - self._last_refresh)
+            self._timer.start(max(0, int(wait * 1000)))
+
+    def alive(self) -> bool:
+        """Whether the preview layer is (still) in the viewer."""
+        return self.layer is not None and self.layer in self.viewer.layers
+
+    def refresh(self) -> None:
+        """Re-read the visible part of the preview (napari slices only what is on screen)."""
+        self._last_refresh = time.monotonic()
+        if self.alive():
+            self.layer.refresh()
+
+    def close(self, remove_layer: bool) -> None:
+        """Stop refreshing, remove the layer if asked (cancel, error), delete the store."""
+        self._timer.stop()
+        if remove_layer and self.alive():
+            self.viewer.layers.remove(self.layer)
+        self.layer = None
+        if self.store is not None:
+            self.store.delete()
+            self.store = None
+
+
+__all__ = ["LivePreview", "PreviewStore", "level_shapes", "preview_mask"]

@@ -1,0 +1,200 @@
+"""The segment widget's live preview: a Labels layer that fills in as the slide is predicted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+THRESHOLDS = {"interior_threshold": 0.3, "foreground_threshold": 0.05}  # untrained model
+
+
+@pytest.fixture
+def crop256():
+    from napari_sa2net._sample_data import nuclei_fluorescence
+
+    [(data, _, _)] = nuclei_fluorescence()
+    return np.ascontiguousarray(data[128:384, 128:384])
+
+
+@pytest.fixture
+def widget(make_napari_viewer, crop256, tiny_checkpoint, monkeypatch):
+    """A segment widget on a 256² image, chunked in 2×2 chunks of 128² (tiles of 128²)."""
+    from napari_sa2net._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(crop256, name="nuclei", scale=(0.5, 0.5), translate=(10, 20))
+    w = SegmentWidget(viewer)
+    w.model.add_checkpoint(tiny_checkpoint)
+    w.tile.setValue(128)
+    w.overlap.setValue(32)
+    w.batch.setValue(1)
+    w.interior.setValue(THRESHOLDS["interior_threshold"])
+    w.foreground.setValue(THRESHOLDS["foreground_threshold"])
+    arguments = w.job_arguments
+    monkeypatch.setattr(w, "job_arguments", lambda: {**arguments(), "chunk": 128})
+    return w
+
+
+def _chunk_events(widget, on_chunk):
+    from napari_sa2net.inference.runner import StoredChunk
+
+    def check(event):
+        if isinstance(event.payload, StoredChunk):
+            on_chunk(event)
+
+    widget.worker.yielded.connect(check)
+
+
+def test_preview_fills_in_and_takes_the_final_labels(qtbot, widget, tmp_path, tiny_checkpoint):
+    from napari_sa2net.inference import segment
+    from napari_sa2net.inference.api import labels_of
+
+    widget.output.set_path(tmp_path / "out")
+    widget.run()
+    seen = []
+
+    def on_chunk(event):
+        if seen:
+            return
+        layer = widget.viewer.layers["nuclei labels (preview)"]
+        assert widget.worker is not None  # the job is still running
+        assert not isinstance(layer.data, np.ndarray)  # read lazily from the preview store
+        assert layer.data.shape == (256, 256)
+        assert tuple(layer.scale) == (0.5, 0.5) and tuple(layer.translate) == (10, 20)
+        y0, y1, x0, x1 = event.payload.bounds
+        assert np.asarray(layer.data[y0:y1, x0:x1]).any()  # nuclei shown where predicted
+        layer.opacity = 0.3  # a user's choice that must survive the end of the job
+        seen.append((layer, widget._preview.store.folder))
+
+    _chunk_events(widget, on_chunk)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert seen, "no chunk event reached the GUI"
+    layer, store = seen[0]
+    assert widget.viewer.layers["nuclei labels"] is layer  # the same layer, final data
+    assert layer.opacity == 0.3 and "nuclei labels (preview)" not in widget.viewer.layers
+    assert tuple(layer.scale) == (0.5, 0.5) and tuple(layer.translate) == (10, 20)
+    assert not store.exists()  # the preview store was deleted after the swap
+    expected = segment(
+        widget.viewer.layers["nuclei"].data,
+        model=tiny_checkpoint,
+        tile=128,
+        overlap=32,
+        batch_size=1,
+        device="cpu",
+        out=tmp_path / "ref.zarr",
+        chunk=128,
+        **THRESHOLDS,
+    )
+    assert expected.n_objects > 0
+    np.testing.assert_array_equal(np.asarray(layer.data), labels_of(expected))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["nuclei_labels.zarr"]
+
+
+def test_cancel_mid_run_leaves_no_preview_and_no_output(qtbot, widget, tmp_path):
+    out = tmp_path / "out"
+    widget.output.set_path(out)
+    widget.run()
+    stores: list[Path] = []
+
+    def on_chunk(event):
+        assert "nuclei labels (preview)" in widget.viewer.layers
+        if not stores:
+            stores.append(widget._preview.store.folder)
+        widget.cancel()
+
+    _chunk_events(widget, on_chunk)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert stores and not stores[0].exists()
+    assert [layer.name for layer in widget.viewer.layers] == ["nuclei"]
+    assert list(out.iterdir()) == []
+    assert "cancelled" in widget.bar.status.text()
+
+
+def test_error_after_the_preview_started_removes_it(qtbot, widget, tmp_path, monkeypatch):
+    from napari_sa2net.inference import runner
+
+    def fail(*_args, **_kwargs):
+        raise ValueError("disk went away")
+
+    monkeypatch.setattr(runner, "_provenance", fail)  # after every chunk has been predicted
+    out = tmp_path / "out"
+    widget.output.set_path(out)
+    widget.run()
+    stores: list[Path] = []
+    _chunk_events(widget, lambda e: stores.append(widget._preview.store.folder))
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert stores and not stores[0].exists()
+    assert [layer.name for layer in widget.viewer.layers] == ["nuclei"]
+    assert list(out.iterdir()) == []
+    assert "disk went away" in widget.bar.status.text()
+
+
+def test_larger_image_without_folder_previews_then_lands_in_memory(
+    qtbot, widget, tmp_path, monkeypatch
+):
+    from napari_sa2net._widgets import _segment_output
+
+    monkeypatch.setattr(_segment_output, "PREVIEW_MIN_PIXELS", 200 * 200)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    widget.run()
+    temporary = widget._temporary
+    assert temporary is not None and temporary.parent == tmp_path
+    previews = []
+    _chunk_events(widget, lambda e: previews.append(widget.viewer.layers[-1].name))
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert previews and previews[0] == "nuclei labels (preview)"
+    layer = widget.viewer.layers["nuclei labels"]
+    assert isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint32
+    assert layer.data.max() > 0 and not layer.multiscale
+    assert not temporary.exists()  # read back into memory, folder deleted
+
+
+def test_small_image_without_folder_has_no_preview(qtbot, widget):
+    widget.run()
+    assert widget._temporary is None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert [layer.name for layer in widget.viewer.layers] == ["nuclei", "nuclei labels"]
+
+
+def test_preview_pyramid_levels_are_strided_masks(tmp_path, monkeypatch):
+    import zarr
+
+    from napari_sa2net._widgets import _preview
+    from napari_sa2net.inference.runner import ProbabilityPreview
+
+    monkeypatch.setattr(_preview, "LEVEL_MIN_SIDE", 64)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet((1, 1, 1), size=(300, 170)).transpose(2, 0, 1).astype(np.float32)
+    zarr.create_array(str(tmp_path / "probs"), data=probs, chunks=(3, 128, 128))
+    info = ProbabilityPreview(tmp_path / "probs", "instance", (300, 170), (150, 85), 0.4, 0.5)
+    store = _preview.PreviewStore(info, multiscale=True)
+    assert store.shapes == [(300, 170), (150, 85), (75, 43), (38, 22)]
+    store.write((0, 101, 0, 77))  # odd bounds: strided rows / columns must line up
+    expected = _preview.preview_mask(probs, info)
+    assert set(np.unique(expected)) == {0, 1, 2}
+    levels = store.layer_data()
+    np.testing.assert_array_equal(levels[0][:101, :77], expected[:101, :77])
+    assert not np.asarray(levels[0][101:]).any()  # unwritten chunks read as background
+    for bounds in ((101, 300, 0, 77), (0, 300, 77, 170)):
+        store.write(bounds)
+    for k, level in enumerate(store.layer_data()):
+        np.testing.assert_array_equal(level[:], expected[:: 2**k, :: 2**k])
+    store.delete()
+    assert not store.folder.exists()
+
+
+def test_preview_lies_over_the_image_when_rescaled():
+    from types import SimpleNamespace
+
+    from napari_sa2net._widgets._preview import preview_transform
+
+    image = SimpleNamespace(scale=(1.0, 2.0, 2.0), translate=(0.0, 5.0, 7.0))
+    info = SimpleNamespace(image_shape=(100, 100), shape=(200, 50))
+    transform = preview_transform(image, info)
+    # grid pixel i lies at image pixel i * step + (step - 1) / 2 (rescale's pixel centres)
+    assert transform["scale"] == (1.0, 4.0)
+    assert transform["translate"] == (5.0 - 0.5, 7.0 + 1.0)
