@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .labeling import label_mask
+from .labeling import GlobalLabels, label_mask
 from .postprocess import grow_seeds
 from .stitching import (
     Chunking,
@@ -152,6 +152,80 @@ def _renumber(labels: Any, sizes: np.ndarray, min_size: int) -> tuple[Any, int]:
     return out, int(keep.sum())
 
 
+class _Opaque:
+    """Hides an array from dask's argument traversal: the task slices it itself."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+
+def _grow_block(
+    seeds: GlobalLabels,
+    background: _Opaque,
+    path: str,
+    bounds: tuple[int, int, int, int],
+    depth: int,
+    foreground_threshold: float,
+) -> None:
+    """Grow the seeds of one block with a ``depth`` halo; write the block's core to ``path``."""
+    import zarr
+
+    y0, y1, x0, x1 = bounds
+    height, width = background.array.shape
+    wy0, wy1 = max(0, y0 - depth), min(height, y1 + depth)
+    wx0, wx1 = max(0, x0 - depth), min(width, x1 + depth)
+    window = background.array[wy0:wy1, wx0:wx1]
+    if hasattr(window, "compute"):
+        window = window.compute(scheduler="sync")  # this block's own read, shared with no one
+    grown = grow_seeds(seeds.window(wy0, wy1, wx0, wx1), np.asarray(window), foreground_threshold)
+    core = grown[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
+    zarr.open_array(path, mode="r+")[y0:y1, x0:x1] = core
+
+
+def grow_chunked(
+    seeds: GlobalLabels,
+    background: Any,
+    scratch: Path,
+    depth: int,
+    foreground_threshold: float,
+    scheduler: Any = None,
+) -> Any:
+    """Seeds grown into the foreground block by block, stored in ``scratch / "grown"``.
+
+    Each block is one independent task that reads its own halo window (seeds from their
+    scratch array, background from its zarr-backed array) and writes its core. A
+    ``map_overlap`` graph instead shares every block's edges between neighbouring tasks, and
+    the scheduler kept so many of them alive that the peak grew with the slide (1.62 GiB at
+    16k² against 0.73 GiB at 4k²).
+    """
+    import dask
+    import dask.array as da
+    import zarr
+
+    path = str(Path(scratch) / "grown")
+    chunks = tuple(tuple(int(c) for c in axis) for axis in background.chunks)
+    zarr.create_array(path, shape=background.shape, chunks=(chunks[0][0], chunks[1][0]),
+                      dtype=np.uint32, fill_value=0, overwrite=True)  # fmt: skip
+    ys, xs = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
+    seeds_ref = dask.delayed(seeds, pure=True)
+    opaque = _Opaque(background)
+    task = dask.delayed(_grow_block, pure=False)
+    tasks = [
+        task(
+            seeds_ref,
+            opaque,
+            path,
+            (int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1])),
+            depth,
+            foreground_threshold,
+        )
+        for i in range(len(ys) - 1)
+        for j in range(len(xs) - 1)
+    ]
+    dask.compute(*tasks, scheduler=scheduler)
+    return da.from_zarr(path)
+
+
 def instances_chunked(
     probs: Any,
     mode: str,
@@ -175,18 +249,7 @@ def instances_chunked(
     foreground = (1.0 - background) > foreground_threshold
     interior = (probs[1] > interior_threshold) & foreground
     seeds = label_mask(interior, scratch, "seeds", scheduler).drop_small(max(1, min_size // 4))
-    import dask.array as da
-
-    grown = da.map_overlap(
-        grow_seeds,
-        seeds.to_dask(),
-        background,
-        depth=grow_depth,
-        boundary="none",
-        dtype=np.uint32,
-        foreground_threshold=foreground_threshold,
-    )
-    grown = _store(grown.rechunk(background.chunks), scratch, "grown", scheduler)
+    grown = grow_chunked(seeds, background, scratch, grow_depth, foreground_threshold, scheduler)
     orphans = label_mask(foreground & (grown == 0), scratch, "orphans", scheduler)
     orphan_ids = orphans.to_dask()
     offset = np.uint32(seeds.count)
