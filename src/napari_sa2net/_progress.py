@@ -38,6 +38,7 @@ class Progress:
         Something a consumer may display, such as a live preview of partial results (e.g.
         ``inference.runner.ProbabilityPreview`` / ``StoredChunk``); ``None`` for most events.
         Consumers that do not know the payload ignore it: the other fields stay meaningful.
+        Keyword-only, so subclasses keep adding positional fields after ``metrics``.
     """
 
     stage: str
@@ -46,7 +47,7 @@ class Progress:
     level: int = 0
     message: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
-    payload: Any = None
+    payload: Any = field(default=None, kw_only=True)
 
     @property
     def fraction(self) -> float | None:
