@@ -236,12 +236,13 @@ def _add_batch(
 def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
     """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges.
 
-    The parts are copies: a view would keep the whole accumulator alive until the chunk row
-    below has merged its spills, which made peak memory grow with the slide's width.
+    The spills are copies: a view would keep the whole accumulator alive until the chunk row
+    below has merged them, which made peak memory grow with the slide's width. The core is a
+    view (it is merged at once, and copying it would briefly hold the accumulator twice).
     """
     height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
     return (
-        acc[:, :height, :width].copy(),
+        acc[:, :height, :width],
         acc[:, :height, width:].copy(),
         acc[:, height:, :width].copy(),
         acc[:, height:, width:].copy(),
@@ -259,17 +260,29 @@ def merge_chunk(
     """Probabilities ``K×h×w`` float32 of one chunk from its core and its neighbours' spills.
 
     ``left`` is the right spill of the chunk to the left, ``top`` the bottom spill of the chunk
-    above, ``top_left`` the corner spill of the chunk diagonally above-left.
+    above, ``top_left`` the corner spill of the chunk diagonally above-left. A writable float64
+    ``core`` of exactly the chunk's shape is summed into in place (it is not used afterwards).
     """
-    acc = np.zeros((num_classes + 1, *shape), np.float64)
-    for part in (core, left, top, top_left):
+    full = (num_classes + 1, *shape)
+    if (
+        core is not None
+        and core.shape == full
+        and core.dtype == np.float64
+        and core.flags.writeable
+    ):
+        acc, parts = core, (left, top, top_left)
+    else:
+        acc, parts = np.zeros(full, np.float64), (core, left, top, top_left)
+    for part in parts:
         if part is not None and part.size:
             h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
             acc[:, :h, :w] += part[:, :h, :w]
     weight = acc[num_classes]
     if not np.all(weight > 0):
         raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
-    return (acc[:num_classes] / weight).astype(np.float32)
+    probs = acc[:num_classes]
+    np.divide(probs, weight, out=probs)
+    return probs.astype(np.float32)
 
 
 def predict_in_memory(
