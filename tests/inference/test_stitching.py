@@ -71,7 +71,6 @@ def test_group_accumulation_holds_weights(identity):
         Predictor(identity(3), activation="none"),
         IDENTITY_STATS,
         3,
-        None,
     )
     np.testing.assert_allclose(acc[:3], acc[3][None].repeat(3, 0))
     assert acc[3].min() > 0
@@ -102,9 +101,9 @@ def test_cuda_group_accumulation_equals_cpu(identity):
     image = np.random.default_rng(1).random((300, 260, 3)).astype(np.float32)
     args = ((0, 300, 0, 260), plan.tiles(), plan)
     cpu = accumulate_group(image, *args, Predictor(identity(3), activation="none"),
-                           IDENTITY_STATS, 3, None)  # fmt: skip
+                           IDENTITY_STATS, 3)  # fmt: skip
     cuda = Predictor(identity(3), "cuda", activation="none", batch_size=3)
-    gpu = accumulate_group(image, *args, cuda, IDENTITY_STATS, 3, None)
+    gpu = accumulate_group(image, *args, cuda, IDENTITY_STATS, 3)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=0)
     whole = predict_in_memory(image, plan, cuda, IDENTITY_STATS, 3, None)
     np.testing.assert_array_equal(whole, np.moveaxis(image, -1, 0))  # divided on the device

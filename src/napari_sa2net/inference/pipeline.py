@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .background import flat_tiles
 from .labeling import GlobalLabels, label_mask
 from .postprocess import grow_seeds
 from .stitching import (
@@ -37,14 +38,12 @@ from .stitching import (
 from .tiling import TilePlan
 
 
-def _group_task(region, extent, bounds, tiles, plan, predictor, stats, num_classes, flat_range):
+def _group_task(region, extent, bounds, tiles, plan, predictor, stats, num_classes, skip):
     if not tiles:
         height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
         acc = np.zeros((num_classes + 1, height, width), np.float64)
     else:
-        acc = accumulate_group(
-            region, extent, tiles, plan, predictor, stats, num_classes, flat_range
-        )
+        acc = accumulate_group(region, extent, tiles, plan, predictor, stats, num_classes, skip)
     return split_group(acc, bounds)
 
 
@@ -69,12 +68,16 @@ def store_probabilities(
     the peak grows with the slide's width by a thin strip, not by a row of accumulators.
     ``predictor`` is a :class:`~.predictor.Predictor` or a distributed future of one;
     ``target`` is a zarr array (or anything taking slice assignment) of shape ``K×H×W``.
+    Tiles whose normalized values span less than ``flat_range`` are found first on a
+    low-resolution map (:func:`.background.flat_tiles`, one streaming pass) and are neither read
+    nor predicted; ``None`` predicts every tile.
     ``on_chunk((y0, y1, x0, x1))``, if given, is called after each chunk has been stored (for a
     live preview of ``target``).
     """
     import dask
 
     groups = group_tiles(plan, chunking)
+    skip = flat_tiles(image, plan, stats, flat_range, scheduler)
     rows, cols = chunking.grid
     above: list[tuple[Any, Any]] = [(None, None)] * cols  # (bottom, corner) spills, row i-1
     for i in range(rows):
@@ -83,7 +86,7 @@ def store_probabilities(
         for start in range(0, cols, in_flight):
             batch = range(start, min(cols, start + in_flight))
             tasks = [_group_delayed(image, chunking, groups, plan, predictor, stats, num_classes,
-                                    flat_range, i, j) for j in batch]  # fmt: skip
+                                    skip, i, j) for j in batch]  # fmt: skip
             for j, (core, spill_right, bottom, corner) in zip(
                 batch, dask.compute(*tasks, scheduler=scheduler)
             ):
@@ -103,15 +106,18 @@ def store_probabilities(
         above = current
 
 
-def _group_delayed(image, chunking, groups, plan, predictor, stats, num_classes, flat_range, i, j):
+def _group_delayed(image, chunking, groups, plan, predictor, stats, num_classes, skip, i, j):
     import dask
 
     bounds = chunking.bounds(i, j)
     tiles = groups.get((i, j), [])
     extent = group_extent(tiles, bounds)
-    region = image[extent[0] : extent[1], extent[2] : extent[3]] if tiles else None
+    # A group of background tiles only is never read.
+    todo = any(t.index not in skip for t in tiles)
+    region = image[extent[0] : extent[1], extent[2] : extent[3]] if todo else None
+    skip = frozenset(t.index for t in tiles if t.index in skip)  # the group's own share
     task = dask.delayed(_group_task, pure=True)
-    return task(region, extent, bounds, tiles, plan, predictor, stats, num_classes, flat_range)
+    return task(region, extent, bounds, tiles, plan, predictor, stats, num_classes, skip)
 
 
 def _store(array: Any, scratch: Path, name: str, scheduler: Any) -> Any:

@@ -19,11 +19,23 @@ from typing import Any
 import numpy as np
 
 from ..normalization import Normalization
+from .background import FLAT_RANGE, flat_tiles
 from .predictor import Predictor, pad_tiles
 from .tiling import Tile, TilePlan
 
-#: Default spread (max - min of the normalized tile) below which a tile counts as empty.
-FLAT_RANGE = 0.02
+__all__ = [
+    "FLAT_RANGE",
+    "Chunking",
+    "accumulate_group",
+    "add_batch_torch",
+    "background_probabilities",
+    "describe",
+    "group_extent",
+    "group_tiles",
+    "merge_chunk",
+    "predict_in_memory",
+    "split_group",
+]
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,7 @@ def accumulate_group(
     predictor: Predictor,
     stats: tuple[np.ndarray, np.ndarray],
     num_classes: int,
-    flat_range: float | None = FLAT_RANGE,
+    skip: frozenset[int] = frozenset(),
     keep_on_device: bool = False,
 ) -> Any:
     """Predict ``tiles`` and accumulate them over ``extent``.
@@ -103,9 +115,9 @@ def accumulate_group(
         ``(y0, y1, x0, x1)`` of ``region`` in image coordinates.
     stats : tuple of np.ndarray
         Per-channel normalization ``(low, high)`` of the whole image.
-    flat_range : float or None
-        Tiles whose normalized values span less than this are not predicted but count as
-        background; ``None`` predicts every tile.
+    skip : frozenset of int
+        Indices of tiles that are flat background (:func:`.background.flat_tiles`): they are
+        neither read nor predicted and count as background probability.
     keep_on_device : bool
         On an accelerator, return the accumulation as a tensor where it was made (the device,
         when it fits there) instead of copying it to the host.
@@ -122,12 +134,12 @@ def accumulate_group(
     batches = [tiles[k : k + size] for k in range(0, len(tiles), size)]
 
     def prepare(batch: list[Tile]) -> tuple[np.ndarray | None, list[bool]]:
-        data = [
+        flat = [t.index in skip for t in batch]
+        todo = [
             Normalization.apply(region[t.y0 - y0 : t.y1 - y0, t.x0 - x0 : t.x1 - x0], *stats)
-            for t in batch
+            for t, f in zip(batch, flat)
+            if not f
         ]
-        flat = [flat_range is not None and float(np.ptp(d)) < flat_range for d in data]
-        todo = [d for d, f in zip(data, flat) if not f]
         return (pad_tiles(todo, shape) if todo else None), flat
 
     if not batches:
@@ -293,18 +305,22 @@ def predict_in_memory(
     num_classes: int,
     flat_range: float | None = FLAT_RANGE,
 ) -> np.ndarray:
-    """Tiled probabilities ``K×H×W`` float32 of an in-memory ``YXC`` image (one chunk)."""
+    """Tiled probabilities ``K×H×W`` float32 of an in-memory ``YXC`` image (one chunk).
+
+    Tiles whose normalized values span less than ``flat_range`` count as background without
+    being predicted (:func:`.background.flat_tiles`); ``None`` predicts every tile.
+    """
     height, width = plan.shape
-    tiles = plan.tiles()
+    image = np.asarray(image)
     acc = accumulate_group(
-        np.asarray(image),
+        image,
         (0, height, 0, width),
-        tiles,
+        plan.tiles(),
         plan,
         predictor,
         stats,
         num_classes,
-        flat_range,
+        flat_tiles(image, plan, stats, flat_range, scheduler="sync"),
         keep_on_device=True,
     )
     if isinstance(acc, np.ndarray):
