@@ -29,6 +29,7 @@ def widget(make_napari_viewer, crop256, tiny_checkpoint, monkeypatch):
     viewer.add_image(crop256, name="nuclei", scale=(0.5, 0.5), translate=(10, 20))
     w = SegmentWidget(viewer)
     w.model.add_checkpoint(tiny_checkpoint)
+    w.device.setCurrentIndex(w.device.findData("cpu"))  # compared with segment(device="cpu")
     w.tile.setValue(128)
     w.overlap.setValue(32)
     w.batch.setValue(1)
@@ -198,3 +199,13 @@ def test_preview_lies_over_the_image_when_rescaled():
     # grid pixel i lies at image pixel i * step + (step - 1) / 2 (rescale's pixel centres)
     assert transform["scale"] == (1.0, 4.0)
     assert transform["translate"] == (5.0 - 0.5, 7.0 + 1.0)
+
+
+def test_cpu_runs_on_the_chunked_path_use_small_chunks(widget, tmp_path):
+    widget.output.set_path(tmp_path / "out")
+    arguments = type(widget).job_arguments(widget)  # the real one, not the fixture's patch
+    assert arguments["chunk"] == 1024  # the preview fills in every 1024² (default: 2048²)
+    widget.tile.setValue(1536)
+    assert type(widget).job_arguments(widget)["chunk"] == 1536  # never below the tile
+    widget.output.set_path("")
+    assert type(widget).job_arguments(widget)["chunk"] is None  # in memory: no chunks

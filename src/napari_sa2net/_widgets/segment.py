@@ -30,6 +30,8 @@ from ._segment_output import (
     result_name,
 )
 
+#: Chunk edge of CPU runs on the chunked path, so the live preview fills in often.
+PREVIEW_CHUNK = 1024
 OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
 
 
@@ -142,7 +144,23 @@ class SegmentWidget(JobPanel, QWidget):
             "min_size": self.min_size.auto_value(),
             "diameter": self.diameter.auto_value(),
             "out": out,
+            "chunk": self._preview_chunk(out),
         }
+
+    def _preview_chunk(self, out: Path | None) -> int | None:
+        """Chunk edge for a CPU run on the chunked path, ``None`` for the engine's default.
+
+        On the CPU the engine's default chunk is twice the tile (2048² for the automatic 1024²
+        tiles): a 4096² image would fill the preview in two steps, the first after ~60 % of the
+        run. :data:`PREVIEW_CHUNK` (never below the tile, nor twice the overlap) fills it in
+        steps of a few tiles; accelerators keep their larger chunks, which fill the batches.
+        """
+        from ..model import resolve_device
+
+        if out is None or resolve_device(self.device.device()).type != "cpu":
+            return None
+        tile, overlap = self.tile.auto_value() or 0, self.overlap.auto_value() or 0
+        return max(PREVIEW_CHUNK, tile, 2 * overlap + 32)
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""
