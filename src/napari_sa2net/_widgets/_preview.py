@@ -62,25 +62,38 @@ def preview_transform(image_layer: Any, info: Any) -> dict[str, tuple[float, ...
 
 
 class PreviewStore:
-    """A uint8 preview pyramid in a temporary folder: written by the worker, read by napari."""
+    """A uint8 preview pyramid in a temporary folder: written by the worker, read by napari.
+
+    Parameters
+    ----------
+    info : inference.runner.ProbabilityPreview
+        The job's scratch probabilities (``K×H×W``) and thresholds.
+    multiscale : bool
+        Add levels strided by 2, 4, ... (``Y×X`` each) until the largest side is below
+        :data:`LEVEL_MIN_SIDE`; else level 0 only.
+    """
 
     def __init__(self, info: Any, multiscale: bool) -> None:
         import zarr
 
         self.info = info
-        self.folder = Path(tempfile.mkdtemp(prefix="sa2net-preview-"))
-        self.probs = zarr.open_array(str(info.path), mode="r")
         self.shapes = level_shapes(info.shape, multiscale)
-        self._levels = [
-            zarr.create_array(
-                str(self.folder / str(k)),
-                shape=shape,
-                chunks=(min(CHUNK, shape[0]), min(CHUNK, shape[1])),
-                dtype="uint8",
-                fill_value=0,
-            )
-            for k, shape in enumerate(self.shapes)
-        ]
+        self.folder = Path(tempfile.mkdtemp(prefix="sa2net-preview-"))
+        try:
+            self.probs = zarr.open_array(str(info.path), mode="r")
+            self._levels = [
+                zarr.create_array(
+                    str(self.folder / str(k)),
+                    shape=shape,
+                    chunks=(min(CHUNK, shape[0]), min(CHUNK, shape[1])),
+                    dtype="uint8",
+                    fill_value=0,
+                )
+                for k, shape in enumerate(self.shapes)
+            ]
+        except BaseException:
+            self.delete()
+            raise
 
     def write(self, bounds: tuple[int, int, int, int]) -> None:
         """Threshold the stored chunk ``(y0, y1, x0, x1)`` into every level (worker thread)."""
