@@ -87,3 +87,24 @@ def test_chunked_instances_match_whole_image(tmp_path, mode, chunks, same_object
     assert got.dtype == np.uint32
     assert n == expected.max() == got.max() > 3
     assert same_objects(got, expected)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_writer_stores_every_chunk_and_reports_failures(overlap):
+    from napari_sa2net.inference.pipeline import _Writer
+
+    target = np.zeros((1, 4, 6), np.float32)
+    core = np.stack([np.full((2, 3), 2.0), np.full((2, 3), 4.0)])  # weighted sum, weight
+    seen = []
+    with _Writer(target, 1, seen.append, overlap) as writer:
+        for bounds in [(0, 2, 0, 3), (0, 2, 3, 6), (2, 4, 0, 3), (2, 4, 3, 6)]:
+            writer.put(bounds, (core.copy(), None, None, None))
+    np.testing.assert_array_equal(target, 0.5)
+    assert len(seen) == 4
+
+    bad = np.stack([np.ones((2, 3)), np.zeros((2, 3))])  # weight 0: merge_chunk refuses
+    with (
+        pytest.raises(RuntimeError, match="covered by no tile"),
+        _Writer(target, 1, None, overlap) as writer,
+    ):
+        writer.put((0, 2, 0, 3), (bad, None, None, None))

@@ -30,6 +30,7 @@ from .postprocess import grow_seeds
 from .stitching import (
     Chunking,
     accumulate_group,
+    device_type,
     group_extent,
     group_tiles,
     merge_chunk,
@@ -80,30 +81,65 @@ def store_probabilities(
     skip = flat_tiles(image, plan, stats, flat_range, scheduler)
     rows, cols = chunking.grid
     above: list[tuple[Any, Any]] = [(None, None)] * cols  # (bottom, corner) spills, row i-1
-    for i in range(rows):
-        current: list[tuple[Any, Any]] = []
-        right = None
-        for start in range(0, cols, in_flight):
-            batch = range(start, min(cols, start + in_flight))
-            tasks = [_group_delayed(image, chunking, groups, plan, predictor, stats, num_classes,
-                                    skip, i, j) for j in batch]  # fmt: skip
-            for j, (core, spill_right, bottom, corner) in zip(
-                batch, dask.compute(*tasks, scheduler=scheduler)
-            ):
-                y0, y1, x0, x1 = chunking.bounds(i, j)
-                target[:, y0:y1, x0:x1] = merge_chunk(
-                    (y1 - y0, x1 - x0),
-                    num_classes,
-                    core,
-                    right,
-                    above[j][0],
-                    above[j - 1][1] if j else None,
-                )
-                right = spill_right
-                current.append((bottom, corner))
-                if on_chunk is not None:
-                    on_chunk((y0, y1, x0, x1))
-        above = current
+    with _Writer(target, num_classes, on_chunk, device_type(predictor) != "cpu") as writer:
+        for i in range(rows):
+            current: list[tuple[Any, Any]] = []
+            right = None
+            for start in range(0, cols, in_flight):
+                batch = range(start, min(cols, start + in_flight))
+                tasks = [_group_delayed(image, chunking, groups, plan, predictor, stats,
+                                        num_classes, skip, i, j) for j in batch]  # fmt: skip
+                for j, (core, spill_right, bottom, corner) in zip(
+                    batch, dask.compute(*tasks, scheduler=scheduler)
+                ):
+                    top_left = above[j - 1][1] if j else None
+                    writer.put(chunking.bounds(i, j), (core, right, above[j][0], top_left))
+                    right = spill_right
+                    current.append((bottom, corner))
+            above = current
+
+
+class _Writer:
+    """Merges and stores chunks, in a background thread when ``overlap`` is true.
+
+    On an accelerator the host's merge and compressed write of one chunk then overlap the
+    next groups' forward passes (at most two chunks wait). On the CPU they run inline: a
+    second busy thread would only compete with torch's workers.
+    """
+
+    def __init__(self, target: Any, num_classes: int, on_chunk: Any, overlap: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.target, self.num_classes, self.on_chunk = target, num_classes, on_chunk
+        self.pool = ThreadPoolExecutor(max_workers=1) if overlap else None
+        self.pending: list[Any] = []
+
+    def put(self, bounds: tuple[int, int, int, int], parts: tuple[Any, ...]) -> None:
+        if self.pool is None:
+            self.store(bounds, parts)
+            return
+        self.pending.append(self.pool.submit(self.store, bounds, parts))
+        while len(self.pending) > 2:
+            self.pending.pop(0).result()
+
+    def store(self, bounds: tuple[int, int, int, int], parts: tuple[Any, ...]) -> None:
+        y0, y1, x0, x1 = bounds
+        self.target[:, y0:y1, x0:x1] = merge_chunk((y1 - y0, x1 - x0), self.num_classes, *parts)
+        if self.on_chunk is not None:
+            self.on_chunk(bounds)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if self.pool is None:
+            return
+        try:
+            if exc_type is None:
+                for future in self.pending:
+                    future.result()  # re-raises a failed write
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _group_delayed(image, chunking, groups, plan, predictor, stats, num_classes, skip, i, j):

@@ -30,6 +30,7 @@ __all__ = [
     "add_batch_torch",
     "background_probabilities",
     "describe",
+    "device_type",
     "group_extent",
     "group_tiles",
     "merge_chunk",
@@ -144,7 +145,7 @@ def accumulate_group(
 
     if not batches:
         return acc
-    if _device_type(predictor) == "cpu":
+    if device_type(predictor) == "cpu":
         # The forward pass already occupies every core; a reader thread only preempts torch's
         # OpenMP workers (benchmarks/bench_inference.py on 2 cores: pipeline ÷ bare forward
         # 0.78 with the thread, 0.91-0.98 without).
@@ -216,7 +217,8 @@ def add_batch_torch(
         acc[num_classes, ys, xs] += weight
 
 
-def _device_type(predictor: Any) -> str:
+def device_type(predictor: Any) -> str:
+    """``"cuda"``, ``"cpu"``, ...: the predictor's device type (``"cpu"`` when it has none)."""
     device = getattr(predictor, "device", None)
     return getattr(device, "type", "cpu")
 
