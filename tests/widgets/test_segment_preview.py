@@ -211,3 +211,13 @@ def test_cpu_runs_on_the_chunked_path_use_small_chunks(widget, tmp_path):
     assert type(widget).job_arguments(widget)["chunk"] == 1536  # never below the tile
     widget.output.set_path("")
     assert type(widget).job_arguments(widget)["chunk"] is None  # in memory: no chunks
+
+
+def test_mid_size_images_take_the_chunked_path_only_without_cuda(tmp_path, monkeypatch):
+    from napari_sa2net._widgets._segment_output import output_target
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    assert output_target(None, "x", (4096, 4096, 3), preview=False) is None
+    target = output_target(None, "x", (4096, 4096, 3), preview=True)
+    assert target.name == "x_labels.zarr" and target.parent.parent == tmp_path
+    assert output_target(None, "x", (2048, 2048), preview=True) is None  # small: in memory

@@ -17,7 +17,8 @@ IN_MEMORY_MAX_PIXELS = 8192 * 8192
 #: Images above this many pixels take the chunked path even without a folder (a temporary
 #: OME-Zarr, read back into memory at the end up to :data:`IN_MEMORY_MAX_PIXELS`), so their
 #: Labels layer fills in chunk by chunk while the slide is predicted: on a 2-core CPU a 2048²
-#: image takes well over ten seconds with the bundled model, a 4096² image about a minute.
+#: image takes well over ten seconds with the bundled model, a 4096² image minutes. Not on
+#: CUDA, where such images take seconds and the round trip through disk would dominate.
 PREVIEW_MIN_PIXELS = 2048 * 2048
 #: Prefix of the temporary folders that outputs go to when the user chose no folder.
 TEMPORARY_PREFIX = "sa2net-"
@@ -37,15 +38,18 @@ def _safe_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
 
 
-def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Path | None:
+def output_target(
+    folder: Path | None, name: str, shape: tuple[int, ...], preview: bool = True
+) -> Path | None:
     """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
 
     A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken); without a
-    folder, images above :data:`PREVIEW_MIN_PIXELS` go to a new temporary folder (see
-    :func:`is_temporary`).
+    folder, images above :data:`PREVIEW_MIN_PIXELS` (with ``preview``, else above
+    :data:`IN_MEMORY_MAX_PIXELS`) go to a new temporary folder (see :func:`loads_into_memory`).
     """
     if folder is None:
-        if int(np.prod(shape[:2])) <= PREVIEW_MIN_PIXELS:
+        limit = PREVIEW_MIN_PIXELS if preview else IN_MEMORY_MAX_PIXELS
+        if int(np.prod(shape[:2])) <= limit:
             return None
         folder = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
     if folder.exists() and not folder.is_dir():

@@ -130,7 +130,11 @@ class SegmentWidget(JobPanel, QWidget):
         model = self.model.model()
         if model is None:
             raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
-        out = output_target(self.output.path(), layer.name, image.shape)
+        from ..model import resolve_device
+
+        device = resolve_device(self.device.device()).type
+        # Seconds-long CUDA runs need no preview: mid-size images stay on the in-memory path.
+        out = output_target(self.output.path(), layer.name, image.shape, device != "cuda")
         return {
             "image": image,
             "model": model,
@@ -144,10 +148,10 @@ class SegmentWidget(JobPanel, QWidget):
             "min_size": self.min_size.auto_value(),
             "diameter": self.diameter.auto_value(),
             "out": out,
-            "chunk": self._preview_chunk(out),
+            "chunk": self._preview_chunk(out, device),
         }
 
-    def _preview_chunk(self, out: Path | None) -> int | None:
+    def _preview_chunk(self, out: Path | None, device: str) -> int | None:
         """Chunk edge for a CPU run on the chunked path, ``None`` for the engine's default.
 
         On the CPU the engine's default chunk is twice the tile (2048² for the automatic 1024²
@@ -155,9 +159,7 @@ class SegmentWidget(JobPanel, QWidget):
         run. :data:`PREVIEW_CHUNK` (never below the tile, nor twice the overlap) fills it in
         steps of a few tiles; accelerators keep their larger chunks, which fill the batches.
         """
-        from ..model import resolve_device
-
-        if out is None or resolve_device(self.device.device()).type != "cpu":
+        if out is None or device != "cpu":
             return None
         tile, overlap = self.tile.auto_value() or 0, self.overlap.auto_value() or 0
         return max(PREVIEW_CHUNK, tile, 2 * overlap + 32)
