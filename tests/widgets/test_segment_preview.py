@@ -221,3 +221,36 @@ def test_mid_size_images_take_the_chunked_path_only_without_cuda(tmp_path, monke
     target = output_target(None, "x", (4096, 4096, 3), preview=True)
     assert target.name == "x_labels.zarr" and target.parent.parent == tmp_path
     assert output_target(None, "x", (2048, 2048), preview=True) is None  # small: in memory
+
+
+@pytest.fixture
+def pyramid_result(tmp_path):
+    """A result written as an OME-Zarr pyramid (1100² → 2 levels), as the chunked job leaves."""
+    from types import SimpleNamespace
+
+    from napari_sa2net.io import write_ome_zarr_labels
+
+    labels = np.zeros((1100, 1100), np.uint32)
+    labels[100:200, 300:420] = 7
+    path = write_ome_zarr_labels(tmp_path / "r.zarr", labels, {"n_objects": 1})
+    return SimpleNamespace(labels=path, path=path, n_objects=1, metadata={})
+
+
+@pytest.mark.parametrize("multiscale", [True, False])
+def test_final_pyramid_replaces_the_preview(make_napari_viewer, pyramid_result, multiscale):
+    import zarr
+
+    from napari_sa2net._widgets._segment_output import replace_preview
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((1100, 1100), np.uint16), name="im", scale=(2, 2))
+    levels = [zarr.zeros(shape=(1100 // 2**k,) * 2, dtype="uint8") for k in range(2)]
+    preview = viewer.add_labels(levels if multiscale else levels[0], name="im labels (preview)")
+    viewer.add_points(name="on top")
+    preview.opacity, preview.visible = 0.25, False
+    layer, count = replace_preview(viewer, preview, pyramid_result, image)
+    assert count == 1 and layer.multiscale and layer.name == "im labels"
+    assert (layer is preview) == multiscale  # in place when napari allows it, else replaced
+    assert [x.name for x in viewer.layers] == ["im", "im labels", "on top"]  # same place
+    assert layer.opacity == 0.25 and not layer.visible and tuple(layer.scale) == (2, 2)
+    assert np.asarray(layer.data[0][150, 350]) == 7
