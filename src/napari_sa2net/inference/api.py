@@ -135,7 +135,10 @@ def segment_job(
     ------
     Progress
         One level-0 event with the plan and the memory/time estimate, then ``"tile"`` events
-        (level 1) after every batch, then ``"postprocess"`` / ``"write"`` events.
+        (level 1) after every batch, then ``"postprocess"`` / ``"write"`` events. On the
+        chunked path some ``"tile"`` events carry a ``payload`` for a live preview: first a
+        :class:`.runner.ProbabilityPreview` (the scratch probabilities), then one
+        :class:`.runner.StoredChunk` per stored chunk.
 
     Returns
     -------
