@@ -134,30 +134,32 @@ def test_error_after_the_preview_started_removes_it(qtbot, widget, tmp_path, mon
     assert "disk went away" in widget.bar.status.text()
 
 
-def test_larger_image_without_folder_previews_then_lands_in_memory(
-    qtbot, widget, tmp_path, monkeypatch
-):
-    from napari_sa2net._widgets import _segment_output
+def test_large_image_without_folder_previews_then_lands_in_memory(qtbot, widget, monkeypatch):
+    from napari_sa2net.inference import api
 
-    monkeypatch.setattr(_segment_output, "PREVIEW_MIN_PIXELS", 200 * 200)
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(api, "IN_MEMORY_MAX_PIXELS", 200 * 200)  # 256² now counts as large
     widget.run()
-    temporary = widget._temporary
-    assert temporary is not None and temporary.parent == tmp_path
-    previews = []
-    _chunk_events(widget, lambda e: previews.append(widget.viewer.layers[-1].name))
+    seen = []
+
+    def on_chunk(event):
+        layer = widget.viewer.layers[-1]
+        seen.append((layer, layer.name, isinstance(layer.data, np.ndarray)))
+
+    _chunk_events(widget, on_chunk)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
-    assert previews and previews[0] == "nuclei labels (preview)"
+    assert seen and seen[0][1:] == ("nuclei labels (preview)", False)  # lazy while running
     layer = widget.viewer.layers["nuclei labels"]
+    assert layer is seen[0][0]  # the preview took the in-memory labels in place
     assert isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint32
     assert layer.data.max() > 0 and not layer.multiscale
-    assert not temporary.exists()  # read back into memory, folder deleted
 
 
 def test_small_image_without_folder_has_no_preview(qtbot, widget):
+    events = []
     widget.run()
-    assert widget._temporary is None
+    widget.worker.yielded.connect(lambda e: events.append(e.payload))
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert events and not any(events)  # the in-memory path has no chunks to show
     assert [layer.name for layer in widget.viewer.layers] == ["nuclei", "nuclei labels"]
 
 
@@ -203,24 +205,12 @@ def test_preview_lies_over_the_image_when_rescaled():
     assert transform["translate"] == (5.0 - 0.5, 7.0 + 1.0)
 
 
-def test_cpu_runs_on_the_chunked_path_use_small_chunks(widget, tmp_path):
+def test_cpu_runs_use_small_chunks(widget, tmp_path):
     widget.output.set_path(tmp_path / "out")
     arguments = type(widget).job_arguments(widget)  # the real one, not the fixture's patch
     assert arguments["chunk"] == 1024  # the preview fills in every 1024² (default: 2048²)
     widget.tile.setValue(1536)
     assert type(widget).job_arguments(widget)["chunk"] == 1536  # never below the tile
-    widget.output.set_path("")
-    assert type(widget).job_arguments(widget)["chunk"] is None  # in memory: no chunks
-
-
-def test_mid_size_images_take_the_chunked_path_only_without_cuda(tmp_path, monkeypatch):
-    from napari_sa2net._widgets._segment_output import output_target
-
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    assert output_target(None, "x", (4096, 4096, 3), preview=False) is None
-    target = output_target(None, "x", (4096, 4096, 3), preview=True)
-    assert target.name == "x_labels.zarr" and target.parent.parent == tmp_path
-    assert output_target(None, "x", (2048, 2048), preview=True) is None  # small: in memory
 
 
 @pytest.fixture

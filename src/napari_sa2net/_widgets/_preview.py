@@ -147,6 +147,7 @@ class LivePreview:
         self.chunks = 0
         self._failed = False
         self._last_refresh = 0.0
+        self._interval = REFRESH_SECONDS
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
@@ -196,7 +197,7 @@ class LivePreview:
             )
             self._last_refresh = time.monotonic()
         elif isinstance(event.payload, StoredChunk) and not self._timer.isActive():
-            wait = REFRESH_SECONDS - (time.monotonic() - self._last_refresh)
+            wait = self._interval - (time.monotonic() - self._last_refresh)
             self._timer.start(max(0, int(wait * 1000)))
 
     def alive(self) -> bool:
@@ -205,9 +206,13 @@ class LivePreview:
 
     def refresh(self) -> None:
         """Re-read the visible part of the preview (napari slices only what is on screen)."""
-        self._last_refresh = time.monotonic()
+        started = time.monotonic()
         if self.alive():
             self.layer.refresh()
+        # A slow refresh (a big single-level preview is read whole) spaces the next ones out,
+        # so the GUI thread never spends more than about a fifth of its time on them.
+        self._interval = max(REFRESH_SECONDS, 5 * (time.monotonic() - started))
+        self._last_refresh = time.monotonic()
 
     def close(self, remove_layer: bool) -> None:
         """Stop refreshing, remove the layer if asked (cancel, error), delete the store."""

@@ -14,14 +14,6 @@ from ._layers import lazy_level0, yx_transform
 #: Results of images above this many pixels are written to disk (OME-Zarr) even when the user
 #: chose no folder: a temporary folder is used, so memory holds only the tiles on screen.
 IN_MEMORY_MAX_PIXELS = 8192 * 8192
-#: Images above this many pixels take the chunked path even without a folder (a temporary
-#: OME-Zarr, read back into memory at the end up to :data:`IN_MEMORY_MAX_PIXELS`), so their
-#: Labels layer fills in chunk by chunk while the slide is predicted: on a 2-core CPU a 2048²
-#: image takes well over ten seconds with the bundled model, a 4096² image minutes. Not on
-#: CUDA, where such images take seconds and the round trip through disk would dominate.
-PREVIEW_MIN_PIXELS = 2048 * 2048
-#: Prefix of the temporary folders that outputs go to when the user chose no folder.
-TEMPORARY_PREFIX = "sa2net-"
 
 
 def describe_layer(layer: Any) -> str:
@@ -38,20 +30,16 @@ def _safe_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
 
 
-def output_target(
-    folder: Path | None, name: str, shape: tuple[int, ...], preview: bool = True
-) -> Path | None:
+def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Path | None:
     """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
 
     A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken); without a
-    folder, images above :data:`PREVIEW_MIN_PIXELS` (with ``preview``, else above
-    :data:`IN_MEMORY_MAX_PIXELS`) go to a new temporary folder (see :func:`loads_into_memory`).
+    folder, images above :data:`IN_MEMORY_MAX_PIXELS` go to a new temporary folder.
     """
     if folder is None:
-        limit = PREVIEW_MIN_PIXELS if preview else IN_MEMORY_MAX_PIXELS
-        if int(np.prod(shape[:2])) <= limit:
+        if int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS:
             return None
-        folder = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
+        folder = Path(tempfile.mkdtemp(prefix="sa2net-"))
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"output folder {folder} is a file; choose a folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,33 +49,6 @@ def output_target(
         n += 1
         target = folder / f"{stem}-{n}.zarr"
     return target
-
-
-def loads_into_memory(
-    out: Path | None, chosen_folder: Path | None, shape: tuple[int, ...]
-) -> bool:
-    """Whether a result written to ``out`` is read back into memory (and its folder deleted).
-
-    True for a temporary output (no folder chosen) of an image up to
-    :data:`IN_MEMORY_MAX_PIXELS`: it went to disk only for the live preview.
-    """
-    small = int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS
-    return out is not None and chosen_folder is None and small
-
-
-def in_memory_result(result: Any, temporary: Path) -> Any:
-    """``result`` with its written labels read into memory and the ``temporary`` folder deleted.
-
-    Runs in the worker thread (reading the labels is real work).
-    """
-    import dataclasses
-    import shutil
-
-    from ..io import read_labels
-
-    labels = np.asarray(read_labels(result.path)[0])
-    shutil.rmtree(temporary, ignore_errors=True)
-    return dataclasses.replace(result, labels=labels, path=None)
 
 
 def _result_data(result: Any) -> tuple[Any, dict[str, Any]]:
