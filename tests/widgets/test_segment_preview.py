@@ -226,12 +226,15 @@ def pyramid_result(tmp_path):
     return SimpleNamespace(labels=path, path=path, n_objects=1, metadata={})
 
 
-@pytest.mark.parametrize("multiscale", [True, False])
-def test_final_pyramid_replaces_the_preview(make_napari_viewer, pyramid_result, multiscale):
+@pytest.mark.parametrize(("multiscale", "written"), [(True, True), (False, True), (True, False)])
+def test_final_labels_replace_the_preview(make_napari_viewer, pyramid_result, multiscale, written):
     import zarr
 
     from napari_sa2net._widgets._segment_output import replace_preview
 
+    if not written:  # labels kept in memory: one level
+        pyramid_result.labels = np.asarray(zarr.open_array(str(pyramid_result.path / "0")))
+        pyramid_result.path = None
     viewer = make_napari_viewer()
     image = viewer.add_image(np.zeros((1100, 1100), np.uint16), name="im", scale=(2, 2))
     levels = [zarr.zeros(shape=(1100 // 2**k,) * 2, dtype="uint8") for k in range(2)]
@@ -239,8 +242,9 @@ def test_final_pyramid_replaces_the_preview(make_napari_viewer, pyramid_result, 
     viewer.add_points(name="on top")
     preview.opacity, preview.visible = 0.25, False
     layer, count = replace_preview(viewer, preview, pyramid_result, image)
-    assert count == 1 and layer.multiscale and layer.name == "im labels"
-    assert (layer is preview) == multiscale  # in place when napari allows it, else replaced
+    assert count == 1 and layer.multiscale == written and layer.name == "im labels"
+    assert (layer is preview) == (multiscale == written)  # in place when napari allows it
     assert [x.name for x in viewer.layers] == ["im", "im labels", "on top"]  # same place
     assert layer.opacity == 0.25 and not layer.visible and tuple(layer.scale) == (2, 2)
-    assert np.asarray(layer.data[0][150, 350]) == 7
+    level0 = layer.data[0] if written else layer.data
+    assert np.asarray(level0[150, 350]) == 7

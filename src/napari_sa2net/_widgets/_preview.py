@@ -130,9 +130,8 @@ class LivePreview:
     name : str
         Layer name while running (the final labels' name plus " (preview)").
     multiscale : bool
-        Build a pyramid: wanted when the final labels will be read lazily from a zarr pyramid,
-        since napari cannot switch a layer between one level and a pyramid, and the layer should
-        take the final labels in place.
+        Build a pyramid (levels halved while the largest side is at least
+        :data:`LEVEL_MIN_SIDE`), so napari reads only the visible region at screen resolution.
     """
 
     def __init__(self, viewer: Any, image_layer: Any, name: str, multiscale: bool) -> None:

@@ -166,11 +166,11 @@ class SegmentWidget(JobPanel, QWidget):
         if arguments is None:
             return
         layer = self.image.layer()
-        # A written result comes back as a lazy pyramid: napari cannot turn a one-level layer
-        # into a pyramid, so the preview is one too and takes the final labels in place.
-        multiscale = arguments["out"] is not None
+        # A pyramid from 1024² on, so each refresh reads only what is on screen (a 6144² single
+        # level was read whole: ~0.1-1 s per refresh on the GUI thread). A written result is a
+        # pyramid too and goes into the same layer; in-memory labels (one level) replace it.
         name = f"{result_name(layer)} (preview)"
-        self._preview = LivePreview(self.viewer, layer, name, multiscale)
+        self._preview = LivePreview(self.viewer, layer, name, multiscale=True)
         job = self._preview.wrap(segment_job(**arguments))
         self.launch(job, "SA2-Net segment", lambda r: self._done(r, layer))
 
