@@ -50,3 +50,19 @@ def test_tile_never_exceeds_a_small_image(small, monkeypatch):
     monkeypatch.setattr(sizing, "available_bytes", lambda device: 64 << 30)
     choice = sizing.choose(small, (300, 200), torch.device("cpu"), _args(overlap=32))
     assert choice.tile <= 304
+
+
+def test_halo_is_measured_again_after_the_weights_change(monkeypatch):
+    calls = []
+
+    def fake_halo(net):
+        calls.append(net)
+        return 40 + len(calls)
+
+    monkeypatch.setattr("napari_sa2net.model.suggested_halo", fake_halo)
+    net = create_model("sa2net-tiny", 1, 3)
+    assert sizing.model_halo(net) == sizing.model_halo(net) == 41
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)  # what an optimizer step or load_state_dict does
+    assert sizing.model_halo(net) == 42
+    assert len(calls) == 2

@@ -11,6 +11,7 @@ both are rough and printed as such. The overlap follows from the model's measure
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ TILE_CHOICES = (1024, 768, 512, 384, 256)
 #: nothing there and every one of them maps and faults in fresh pages: the bundled model at
 #: 1024² × batch 2 ran at 0.19 MP/s against 0.33-0.34 at 512-1024² × batch 1 (2 cores).
 CPU_PASS_BYTES = 1 << 30
-_HALO_CACHE: dict[int, int] = {}
+#: Measured halo per model object, with the parameters' version counters it was measured at.
+_HALO_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -117,13 +119,19 @@ def needs_pipeline(pixels: int, out: Path | None, in_memory_max: int, return_max
 
 
 def model_halo(net: Any) -> int:
-    """The model's suggested halo, measured once per model object."""
+    """The model's suggested halo, measured once per model object and set of weights.
+
+    Finetuning or loading weights changes the parameters in place, which bumps their version
+    counters, so the halo is measured again for the new weights.
+    """
     from ..model import suggested_halo
 
-    key = id(net)
-    if key not in _HALO_CACHE:
-        _HALO_CACHE[key] = suggested_halo(net)
-    return _HALO_CACHE[key]
+    stamp = tuple(p._version for p in net.parameters())
+    cached = _HALO_CACHE.get(net)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, suggested_halo(net))
+        _HALO_CACHE[net] = cached
+    return cached[1]
 
 
 def available_bytes(device: Any) -> int:
