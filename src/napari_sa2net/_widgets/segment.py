@@ -4,8 +4,9 @@ The widget holds no compute: it collects the choices, builds
 ``napari_sa2net.inference.segment_job(...)`` and hands it to :func:`._runner.start_job`. On the
 engine's chunked path (images above 4096², or any image written to a folder) a Labels layer
 "<image> labels (preview)" appears over the image as soon as prediction starts and fills in
-chunk by chunk (:mod:`._preview`); at the end it takes the final instance labels in place (read
-lazily from disk when they stay in a zarr store). A cancelled or failed run removes it.
+chunk by chunk (:mod:`._preview`); at the end it takes the final instance labels (in place
+when both are pyramids, as written results read lazily are, or both one level; else the final
+layer takes its place and settings). A cancelled or failed run removes it.
 
 Images up to 4096² are predicted in memory and get no preview: routed through the chunked path
 (a temporary zarr output) a 4096² image with the automatic 1024² tiles showed its first chunk
