@@ -12,6 +12,7 @@ import tifffile
 import zarr
 
 from napari_sa2net.io import open_image
+from napari_sa2net.io._zarr_compat import ZARR_V3, create_array, create_v2_array, create_v2_group
 
 HE_SLIDE = Path("/work/shared/data/he/cmu_small_region.svs")
 
@@ -183,25 +184,29 @@ def test_corrupt_and_truncated_tiff(tmp_path):
         open_image(tmp_path / "missing.tif")
 
 
-def test_plain_zarr_v2_and_v3(tmp_path):
+@pytest.mark.parametrize(
+    "fmt", [2, pytest.param(3, marks=pytest.mark.skipif(not ZARR_V3, reason="needs zarr 3"))]
+)
+def test_plain_zarr_v2_and_v3(tmp_path, fmt):
     data = _ramp((70, 90))
-    for fmt in (2, 3):
-        path = tmp_path / f"plain{fmt}.zarr"
-        zarr.create_array(
-            str(path), shape=data.shape, chunks=(32, 32), dtype=data.dtype, zarr_format=fmt
-        )[...] = data
-        image = open_image(path)
-        assert image.axes == "YX" and image.shape == (70, 90, 1) and image.name == f"plain{fmt}"
-        np.testing.assert_array_equal(image.data[..., 0].compute(), data)
+    path = tmp_path / f"plain{fmt}.zarr"
+    array = create_array(
+        path, shape=data.shape, chunks=(32, 32), dtype=data.dtype, zarr_format=fmt
+    )
+    array[...] = data
+    image = open_image(path)
+    assert image.axes == "YX" and image.shape == (70, 90, 1) and image.name == f"plain{fmt}"
+    np.testing.assert_array_equal(image.data[..., 0].compute(), data)
 
 
 def test_ome_zarr_multiscale_with_channels_and_z(tmp_path):
     data = _ramp((2, 3, 64, 48))  # C Z Y X
     path = tmp_path / "img.ome.zarr"
-    group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    group.create_array("0", shape=data.shape, chunks=(1, 1, 32, 32), dtype=data.dtype)[...] = data
+    group = create_v2_group(path)
     low = data[:, :, ::2, ::2]
-    group.create_array("1", shape=low.shape, chunks=(1, 1, 32, 32), dtype=data.dtype)[...] = low
+    for name, level in (("0", data), ("1", low)):
+        array = create_v2_array(group, name, shape=level.shape, chunks=(1, 1, 32, 32), dtype="u2")
+        array[...] = level
     axes = [{"name": "c", "type": "channel"}, {"name": "z", "type": "space"}] + [
         {"name": a, "type": "space", "unit": "micrometer"} for a in "yx"
     ]
@@ -222,7 +227,8 @@ def test_ome_zarr_multiscale_with_channels_and_z(tmp_path):
 
 def test_zarr_group_without_multiscales_names_arrays(tmp_path):
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
-    group.create_array("raw", shape=(10, 10), dtype="u1")
+    create = group.create_array if ZARR_V3 else group.create_dataset  # zarr 2: Python 3.10
+    create("raw", shape=(10, 10), dtype="u1")
     with pytest.raises(ValueError, match=r"without OME-Zarr multiscales.*raw"):
         open_image(tmp_path / "g.zarr")
 
@@ -270,7 +276,7 @@ def test_ome_zarr_0_5_written_by_ome_zarr_py(tmp_path):
     from ome_zarr.writer import write_image
 
     data = _ramp((2, 300, 200))
-    group = zarr.open_group(str(tmp_path / "v5.zarr"), mode="w")  # zarr 3 → NGFF 0.5
+    group = zarr.open_group(str(tmp_path / "v5.zarr"), mode="w")  # NGFF 0.5 (0.4 on zarr 2)
     write_image(data, group, axes="cyx")
     image = open_image(tmp_path / "v5.zarr", channel=[1, 0])
     assert image.axes == "CYX" and image.shape == (300, 200, 2)

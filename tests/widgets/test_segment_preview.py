@@ -164,15 +164,15 @@ def test_small_image_without_folder_has_no_preview(qtbot, widget):
 
 
 def test_preview_pyramid_levels_are_strided_masks(tmp_path, monkeypatch):
-    import zarr
-
     from napari_sa2net._widgets import _preview
     from napari_sa2net.inference.runner import ProbabilityPreview
+    from napari_sa2net.io._zarr_compat import create_array
 
     monkeypatch.setattr(_preview, "LEVEL_MIN_SIDE", 64)
     rng = np.random.default_rng(0)
     probs = rng.dirichlet((1, 1, 1), size=(300, 170)).transpose(2, 0, 1).astype(np.float32)
-    zarr.create_array(str(tmp_path / "probs"), data=probs, chunks=(3, 128, 128))
+    stored = create_array(tmp_path / "probs", shape=probs.shape, chunks=(3, 128, 128), dtype="f4")
+    stored[...] = probs
     info = ProbabilityPreview(tmp_path / "probs", "instance", (300, 170), (150, 85), 0.4, 0.5)
     store = _preview.PreviewStore(info, multiscale=True)
     assert store.shapes == [(300, 170), (150, 85), (75, 43), (38, 22)]

@@ -76,14 +76,16 @@ class PreviewStore:
     def __init__(self, info: Any, multiscale: bool) -> None:
         import zarr
 
+        from ..io._zarr_compat import create_array
+
         self.info = info
         self.shapes = level_shapes(info.shape, multiscale)
         self.folder = Path(tempfile.mkdtemp(prefix="sa2net-preview-"))
         try:
             self.probs = zarr.open_array(str(info.path), mode="r")
             self._levels = [
-                zarr.create_array(
-                    str(self.folder / str(k)),
+                create_array(
+                    self.folder / str(k),
                     shape=shape,
                     chunks=(min(CHUNK, shape[0]), min(CHUNK, shape[1])),
                     dtype="uint8",

@@ -103,9 +103,11 @@ def label_mask(mask: Any, scratch: Path, name: str, scheduler: Any = None) -> Gl
     import dask
     import zarr
 
+    from ..io._zarr_compat import create_array
+
     path = str(Path(scratch) / name)
     chunks = tuple(tuple(int(c) for c in axis) for axis in mask.chunks)
-    zarr.create_array(
+    create_array(
         path,
         shape=mask.shape,
         chunks=(chunks[0][0], chunks[1][0]),

@@ -242,12 +242,13 @@ def grow_chunked(
     """
     import dask
     import dask.array as da
-    import zarr
+
+    from ..io._zarr_compat import create_array
 
     path = str(Path(scratch) / "grown")
     chunks = tuple(tuple(int(c) for c in axis) for axis in background.chunks)
-    zarr.create_array(path, shape=background.shape, chunks=(chunks[0][0], chunks[1][0]),
-                      dtype=np.uint32, fill_value=0, overwrite=True)  # fmt: skip
+    create_array(path, shape=background.shape, chunks=(chunks[0][0], chunks[1][0]),
+                 dtype=np.uint32, fill_value=0, overwrite=True)  # fmt: skip
     ys, xs = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
     seeds_ref = dask.delayed(seeds, pure=True)
     opaque = _Opaque(background)

@@ -106,9 +106,12 @@ def find_image_label_pairs(
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        return series.asarray(), series.axes
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return series.asarray(), series.axes
+    except tifffile.TiffFileError as err:  # no ValueError in tifffile <= 2025.5 (Python 3.10)
+        raise ValueError(str(err)) from err
 
 
 def read_image_plane(path: str | Path) -> np.ndarray:

@@ -35,15 +35,12 @@ PYRAMID_MIN = 1024
 def _create_array(group: Any, name: str, shape: tuple[int, ...], chunks: Any, dtype: Any) -> Any:
     from numcodecs import Blosc
 
+    from ._zarr_compat import create_v2_array
+
     chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
-    return group.create_array(
-        name,
-        shape=shape,
-        chunks=chunks,
-        dtype=dtype,
-        fill_value=0,
-        compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
-        chunk_key_encoding={"name": "v2", "separator": "/"},
+    compressor = Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE)
+    return create_v2_array(
+        group, name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, compressor=compressor
     )
 
 
@@ -239,7 +236,7 @@ def create_label_store(
     FileExistsError, PermissionError, ValueError
         Existing output without ``overwrite``; unwritable folder; bad shape, chunks or dtype.
     """
-    import zarr
+    from ._zarr_compat import create_v2_group
 
     shape = tuple(int(n) for n in shape)
     chunks = tuple(int(n) for n in chunks)
@@ -252,7 +249,7 @@ def create_label_store(
     check_writable(final, overwrite)
     partial = new_partial(final)
     try:
-        group = zarr.open_group(str(partial), mode="w", zarr_format=2)
+        group = create_v2_group(partial)
         _create_array(group, "0", shape, chunks, dtype)
     except BaseException:
         remove_path(partial)

@@ -124,8 +124,8 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
         if str(err).startswith("cannot read"):
             raise
         raise cannot_read(path, err) from err
-    except (OSError, IndexError, KeyError, TypeError, RuntimeError) as err:
-        raise cannot_read(path, err) from err
+    except (OSError, IndexError, KeyError, TypeError, RuntimeError, tifffile.TiffFileError) as err:
+        raise cannot_read(path, err) from err  # TiffFileError: no ValueError in tifffile <= 2025.5
 
 
 def open_tiff(

@@ -37,7 +37,7 @@ def multiscales_of(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def _array_axes(array: Any) -> str | None:
-    names = getattr(array.metadata, "dimension_names", None)
+    names = getattr(getattr(array, "metadata", None), "dimension_names", None)  # zarr 3 only
     if not names or None in names:
         names = array.attrs.get("_ARRAY_DIMENSIONS")
     if names and all(isinstance(n, str) and len(n) == 1 for n in names):
