@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
 
 os.environ.setdefault("QT_API", "pyside6")
+
+# torch from PyPI (the CUDA build, what pip installs on Python 3.10 / 3.12 here) brings triton,
+# whose bundled LLVM segfaults when it loads after Mesa's libLLVM (loaded by napari's OpenGL
+# canvas under Xvfb). The first torch optimizer imports it (torch._dynamo): load it now,
+# before any test makes a canvas. The CPU build of torch has no triton and skips this.
+if importlib.util.find_spec("triton") is not None:
+    import torch._dynamo  # noqa: F401
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
