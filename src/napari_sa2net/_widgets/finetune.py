@@ -29,6 +29,7 @@ from ._job_panel import JobPanel
 from ._layers import LayerCombo
 from ._plot import CurvePlot
 from ._session import SESSION_MODELS
+from ._triton_guard import block_triton_after_mesa
 
 NO_SHAPES = "(around painted nuclei)"
 
@@ -126,6 +127,7 @@ class FinetuneWidget(JobPanel, QWidget):
         arguments = self.job_arguments_or_error("SA2-Net finetune")
         if arguments is None:
             return
+        block_triton_after_mesa()  # the optimizer would load triton's LLVM next to Mesa's
         self._out = Path(arguments["out"])
         self.plot.clear()
         job = finetune_from(**arguments)
