@@ -18,7 +18,7 @@ def _args(**kw):
     return {"overlap": 128, "tile": None, "batch_size": None, "amp": None, **kw}
 
 
-def test_cpu_takes_one_pass_of_at_most_a_gibibyte(small, monkeypatch):
+def test_cpu_takes_one_modest_pass(small, monkeypatch):
     monkeypatch.setattr(sizing, "available_bytes", lambda device: 64 << 30)
     choice = sizing.choose(small, (8192, 8192), torch.device("cpu"), _args())
     assert choice.batch_size == 1
@@ -66,3 +66,10 @@ def test_halo_is_measured_again_after_the_weights_change(monkeypatch):
         next(net.parameters()).add_(1.0)  # what an optimizer step or load_state_dict does
     assert sizing.model_halo(net) == 42
     assert len(calls) == 2
+
+
+def test_cpu_keeps_tiles_wide_against_the_overlap(monkeypatch):
+    paper = create_model("sa2net-paper", 1, 3)
+    monkeypatch.setattr(sizing, "available_bytes", lambda device: 64 << 30)
+    choice = sizing.choose(paper, (8192, 8192), torch.device("cpu"), _args(overlap=128))
+    assert choice.tile >= 3 * 128 and choice.batch_size == 1

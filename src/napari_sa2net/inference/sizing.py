@@ -25,9 +25,10 @@ MACS_PER_PIXEL_W64 = 45.8e9 / 256**2
 NOMINAL_MACS = {"cuda": 20e12, "mps": 2e12, "cpu": 40e9}
 TILE_CHOICES = (1024, 768, 512, 384, 256)
 #: On a CPU, the most activation memory one automatic forward pass may use. Larger passes gain
-#: nothing there and every one of them maps and faults in fresh pages: the bundled model at
-#: 1024² × batch 2 ran at 0.19 MP/s against 0.33-0.34 at 512-1024² × batch 1 (2 cores).
-CPU_PASS_BYTES = 1 << 30
+#: nothing there and every one of them maps and faults in fresh pages (kernel time): the bundled
+#: model at 1024² × batch 2 ran at 0.19 MP/s against 0.33-0.34 at 512-1024² × batch 1, and a
+#: 4096² run took 54 s with 512² tiles (21 s of it in the kernel) against 66 s with 768² (51 s).
+CPU_PASS_BYTES = 1 << 29
 #: Measured halo per model object, with the parameters' version counters it was measured at.
 _HALO_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -167,7 +168,14 @@ def choose(net: Any, shape: tuple[int, int], device: Any, args: dict) -> Choice:
     tile = args["tile"]
     if tile is None:
         cap = min(budget, CPU_PASS_BYTES) if device.type == "cpu" else budget
-        fits = [t for t in TILE_CHOICES if tile_bytes(width, t, amp) <= cap and t > overlap]
+        # Tiles under 3 overlaps spend most of each pass on context; take them only if nothing
+        # larger fits the memory budget.
+        wide = [t for t in TILE_CHOICES if t >= 3 * overlap] or [max(256, 2 * overlap)]
+        fits = [t for t in wide if tile_bytes(width, t, amp) <= cap]
+        if not fits and cap < budget:  # a CPU: better one large pass than an inefficient tile
+            fits = [t for t in wide[::-1] if tile_bytes(width, t, amp) <= budget][:1]
+        if not fits:
+            fits = [t for t in TILE_CHOICES if tile_bytes(width, t, amp) <= budget and t > overlap]
         tile = min(fits[0] if fits else max(256, 2 * overlap), max(largest, 2 * overlap + ALIGN))
         tile = -(-tile // ALIGN) * ALIGN
     batch = args["batch_size"]
