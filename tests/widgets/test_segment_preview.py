@@ -248,3 +248,30 @@ def test_final_labels_replace_the_preview(make_napari_viewer, pyramid_result, mu
     assert layer.opacity == 0.25 and not layer.visible and tuple(layer.scale) == (2, 2)
     level0 = layer.data[0] if written else layer.data
     assert np.asarray(level0[150, 350]) == 7
+
+
+def test_refresh_shows_new_data_at_the_coarsest_level(make_napari_viewer, tmp_path):
+    """napari caches a pyramid's coarsest level; a zoomed-out preview must still fill in."""
+    import zarr
+
+    from napari_sa2net._widgets._preview import forget_cached_levels
+    from napari_sa2net.io._zarr_compat import create_array
+
+    viewer = make_napari_viewer()
+    shapes = [(4096 >> k, 4096 >> k) for k in range(4)]
+    writers = [
+        create_array(tmp_path / str(k), shape=s, chunks=(512, 512), dtype="uint8", fill_value=0)
+        for k, s in enumerate(shapes)
+    ]
+    levels = [zarr.open_array(str(tmp_path / str(k)), mode="r") for k in range(4)]
+    layer = viewer.add_labels(levels, multiscale=True)
+    layer.refresh()  # the coarsest level is read (and cached) while still empty
+    coarsest = len(shapes) - 1
+    assert np.asarray(layer._level_materializer(coarsest)).max() == 0
+    for level in writers:
+        level[: level.shape[0] // 2] = 1
+    forget_cached_levels(layer)
+    layer.refresh()
+    assert np.asarray(layer._level_materializer(coarsest)).max() == 1
+    if layer.data_level == coarsest:
+        assert np.asarray(layer._slice.image.raw).max() == 1

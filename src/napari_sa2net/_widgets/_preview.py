@@ -121,6 +121,18 @@ class PreviewStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def forget_cached_levels(layer: Any) -> None:
+    """Drop napari's cached copy of a multiscale layer's coarsest level.
+
+    napari (0.7 to 0.9) keeps the coarsest level of a 2D pyramid in memory for thumbnails and
+    serves it again whenever the view is zoomed out that far, so a refresh alone showed an
+    empty preview over a whole slide. The cache is private; without it this does nothing.
+    """
+    materializer = getattr(layer, "_level_materializer", None)
+    if materializer is not None and hasattr(materializer, "cache_clear"):
+        materializer.cache_clear()
+
+
 class LivePreview:
     """The preview of one segment job: its store (worker side) and its layer (GUI side).
 
@@ -209,6 +221,7 @@ class LivePreview:
         """Re-read the visible part of the preview (napari slices only what is on screen)."""
         started = time.monotonic()
         if self.alive():
+            forget_cached_levels(self.layer)
             self.layer.refresh()
         # A slow refresh (a big single-level preview is read whole) spaces the next ones out,
         # so the GUI thread never spends more than about a fifth of its time on them.
@@ -226,4 +239,4 @@ class LivePreview:
             self.store = None
 
 
-__all__ = ["LivePreview", "PreviewStore", "level_shapes", "preview_mask"]
+__all__ = ["LivePreview", "PreviewStore", "forget_cached_levels", "level_shapes", "preview_mask"]
