@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TypeVar
 
-from .._progress import Job, Progress
+from .._progress import Job, Progress, run_job
 
 R = TypeVar("R")
 
@@ -40,12 +40,7 @@ def drive(job: Job[R], *, quiet: bool = False) -> R:
         bar.refresh()
 
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            show(event)
+        return run_job(job, show)
     finally:
         for bar in bars.values():
             bar.close()
