@@ -197,7 +197,11 @@ def add_batch_torch(
     plan: TilePlan,
     num_classes: int,
 ) -> None:
-    """:func:`_add_batch` on torch tensors (any device): the same float64 sums, same order."""
+    """Add a batch's weighted probabilities and weights into ``acc`` (a tensor on any device).
+
+    ``acc`` is float64 ``(K + 1)×h×w`` over ``extent``; ``probs`` the batch's ``N×K×H×W``
+    probabilities of its non-flat tiles, in order; flat tiles add background probability.
+    """
     import torch
 
     y0, _, x0, _ = extent
@@ -232,19 +236,18 @@ def _add_batch(
     plan: TilePlan,
     num_classes: int,
 ) -> None:
-    y0, _, x0, _ = extent
-    empty = background_probabilities(num_classes)
-    k = 0
-    for tile, is_flat in zip(batch, flat):
-        h, w = tile.shape
-        weight = plan.window(tile).astype(np.float64)
-        ys, xs = slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0)
-        if is_flat:
-            acc[:num_classes, ys, xs] += empty[:, None, None] * weight
-        else:
-            acc[:num_classes, ys, xs] += probs[k, :, :h, :w] * weight
-            k += 1
-        acc[num_classes, ys, xs] += weight
+    """:func:`add_batch_torch` on host arrays (zero-copy tensor views of them)."""
+    import torch
+
+    add_batch_torch(
+        torch.from_numpy(acc),
+        extent,
+        batch,
+        flat,
+        None if probs is None else torch.from_numpy(probs),
+        plan,
+        num_classes,
+    )
 
 
 def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
