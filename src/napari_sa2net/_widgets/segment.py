@@ -27,8 +27,6 @@ from ._layers import LayerCombo, current_plane, layer_channels
 from ._preview import LivePreview
 from ._segment_output import describe_layer, output_target, replace_preview, result_name
 
-#: Chunk edge of CPU runs on the chunked path, so the live preview fills in often.
-PREVIEW_CHUNK = 1024
 OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
 
 
@@ -144,20 +142,14 @@ class SegmentWidget(JobPanel, QWidget):
         }
 
     def _preview_chunk(self) -> int | None:
-        """Chunk edge for CPU runs, ``None`` for the engine's default (accelerators).
-
-        On the CPU the engine's default chunk is twice the tile (2048² for the automatic 1024²
-        tiles), so the preview of a chunked run would fill in few, late steps.
-        :data:`PREVIEW_CHUNK` (never below the tile, nor twice the overlap) fills it every few
-        tiles; accelerators keep their larger chunks, which fill the batches. In-memory runs
-        ignore the chunk.
-        """
+        """The engine's CPU chunk for the chosen tile and overlap (small: the preview fills in
+        every 1024²); ``None`` on accelerators, which keep the engine's larger chunks."""
+        from ..inference.sizing import default_chunk
         from ..model import resolve_device
 
         if resolve_device(self.device.device()).type != "cpu":
             return None
-        tile, overlap = self.tile.auto_value() or 0, self.overlap.auto_value() or 0
-        return max(PREVIEW_CHUNK, tile, 2 * overlap + 32)
+        return default_chunk("cpu", self.tile.auto_value() or 0, self.overlap.auto_value() or 0)
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""

@@ -122,8 +122,8 @@ def segment_job(
     interior_threshold, foreground_threshold, min_size
         Post-processing (see :func:`.postprocess.probabilities_to_instances`).
     chunk : int, optional
-        Chunk edge of the dask pipeline (default: at least 1024 and twice the tile on the CPU,
-        2048 and four tiles on an accelerator).
+        Chunk edge of the dask pipeline (default :func:`.sizing.default_chunk`: at least 1024
+        and one tile on the CPU, 2048 and four tiles on an accelerator).
     scale : float, optional
         Resample the image by this factor before prediction (``> 1`` enlarges); the labels are
         resampled back, so they always match the input's grid.
@@ -176,12 +176,7 @@ def _prepare(source: Any, net: Any, model_info: dict, torch_device: Any, args: d
         check_writable(out, args["overwrite"])
     choice = sizing.choose(net, (height, width), torch_device, args)
     plan = TilePlan((height, width), choice.tile, choice.overlap)
-    # A chunk's tiles are predicted as one group: on an accelerator, chunks of 4+ tiles a side
-    # fill the batches (1024² chunks of 512² tiles made batches of 4-9 on the H100).
-    if torch_device.type == "cpu":
-        chunk = args["chunk"] or max(1024, 2 * choice.tile)
-    else:
-        chunk = args["chunk"] or max(2048, 4 * choice.tile)
+    chunk = args["chunk"] or sizing.default_chunk(torch_device.type, choice.tile, choice.overlap)
     chunking = Chunking.regular((height, width), chunk if chunked else max(height, width))
     stats = net.normalization.statistics(source.data)
     predictor = Predictor(net, torch_device, args["amp"], choice.batch_size)
