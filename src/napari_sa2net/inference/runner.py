@@ -129,8 +129,8 @@ def _labels_in_memory(run: Any) -> tuple[np.ndarray, int]:
 
 def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -> tuple[Any, int]:
     import dask.array as da
-    import zarr
 
+    from ..io._zarr_compat import create_array
     from .pipeline import instances_chunked, store_probabilities
 
     predictor = run.predictor
@@ -138,12 +138,12 @@ def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -
         predictor = client.scatter(run.predictor, broadcast=True, hash=False)
     path = str(scratch / "probs")
     height, width = run.plan.shape
-    target = zarr.open_array(
+    target = create_array(
         path,
-        mode="w",
         shape=(run.net.num_classes, height, width),
         chunks=(run.net.num_classes, *(int(c[0]) for c in run.chunking.dask_chunks())),
         dtype="float32",
+        overwrite=True,
     )
     preview = ProbabilityPreview(
         Path(path),
