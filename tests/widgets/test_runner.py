@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 
 import pytest
@@ -67,6 +68,24 @@ def test_expected_errors_become_one_line_notifications(qtbot, monkeypatch, exc):
     wait()
     assert errors == [exc]
     assert shown == [f"SA2-Net test: {exc}"]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EROFS, "Read-only file system", "/mnt/ro/out.zarr"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        MemoryError(),
+    ],
+)
+def test_user_errors_read_as_on_the_command_line(monkeypatch, exc):
+    from napari_sa2net.errors import user_message
+
+    shown = []
+    monkeypatch.setattr(runner, "show_error", shown.append)
+    runner.notify_error(exc, "SA2-Net test")
+    assert shown == [f"SA2-Net test: {user_message(exc)}"] and "; " in shown[0]
 
 
 def test_unexpected_errors_keep_their_traceback(qtbot, monkeypatch):

@@ -20,13 +20,22 @@ class JobPanel:
     _started: float = 0.0
 
     def job_arguments_or_error(self, title: str) -> dict[str, Any] | None:
-        """``self.job_arguments()``, or ``None`` after showing the ``ValueError`` to the user."""
+        """``self.job_arguments()``, or ``None`` after showing a user error in one line.
+
+        User errors are those of :func:`napari_sa2net.errors.user_message` (a bad value, an
+        output folder that cannot be created); anything else is a bug and propagates.
+        """
         from napari.utils.notifications import show_error
+
+        from ..errors import user_message
 
         try:
             return self.job_arguments()
-        except ValueError as err:
-            show_error(f"{title}: {err}")
+        except Exception as err:
+            message = user_message(err)
+            if message is None:
+                raise
+            show_error(f"{title}: {message}")
             return None
 
     def launch(

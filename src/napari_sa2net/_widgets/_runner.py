@@ -3,7 +3,7 @@
 A job is a generator that yields :class:`napari_sa2net._progress.Progress` events and returns its
 result (see ``DEVELOPING.md``). :func:`start_job` runs it in a worker thread, shows one nested
 ``napari.utils.progress`` bar per event level (0: files / epochs, 1: tiles / batches), turns
-expected errors into notifications and hands the result to a callback on the main thread.
+user errors into one-line notifications and hands the result to a callback on the main thread.
 Cancelling stops the generator at its next ``yield`` and closes it in the worker thread, so the
 job's own ``finally`` / ``GeneratorExit`` cleanup removes partial output before ``on_finished``.
 """
@@ -18,17 +18,7 @@ from napari.utils.notifications import notification_manager, show_error, show_wa
 from superqt.utils import GeneratorWorker, create_worker
 
 from .._progress import Cancelled, Job, Progress
-
-#: Errors a user can cause and fix (bad path, existing output, bad value): shown as a one-line
-#: notification with the job's message, never as a traceback.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileExistsError,
-    FileNotFoundError,
-    PermissionError,
-    NotADirectoryError,
-    IsADirectoryError,
-)
+from ..errors import user_message
 
 
 class JobWorker(GeneratorWorker):
@@ -120,13 +110,17 @@ class ProgressBars:
 
 
 def notify_error(exc: BaseException, title: str) -> None:
-    """Show ``exc`` as a napari notification: one line for expected errors, else the traceback."""
+    """Show ``exc`` as a napari notification: one line for user errors, else the traceback.
+
+    What counts as a user error, and its text, is :func:`napari_sa2net.errors.user_message`
+    (the same as on the command line).
+    """
     if isinstance(exc, Cancelled):
         show_warning(f"{title}: cancelled")
-    elif isinstance(exc, EXPECTED_ERRORS):
-        show_error(f"{title}: {exc}")
-    elif isinstance(exc, MemoryError):
-        show_error(f"{title}: out of memory; choose a smaller tile or batch size and run again.")
+        return
+    message = user_message(exc)
+    if message is not None:
+        show_error(f"{title}: {message}")
     else:
         notification_manager.receive_error(type(exc), exc, exc.__traceback__)
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order ``sa2net --help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("info", "train", "evaluate", "batch", "segment", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("info", "train", "evaluate", "batch", "segment", "export", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
-        # Expected user errors: one clear line, no traceback.
-        print(f"sa2net {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"sa2net {args.command}: cancelled", file=sys.stderr)
         return 130
+    except Exception as err:
+        from ..errors import user_message
+
+        message = user_message(err)
+        if message is None:
+            raise  # a bug: the traceback is what a report needs
+        # An error the user can fix: one line naming the problem and the fix, no traceback.
+        print(f"sa2net {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,7 +111,8 @@ def atomic_path(final_path: str | os.PathLike[str], overwrite: bool = False) -> 
     FileExistsError, PermissionError
         Output exists without ``overwrite``; the folder is not writable (naming it).
     OSError
-        ``ENOSPC`` (disk full) with a message saying what to do. On any exception, including
+        ``ENOSPC`` (disk full) or ``EROFS`` (read-only file system) with a message saying what
+        to do. On any exception, including
         ``KeyboardInterrupt`` and a closed generator, the temporary path is removed first.
     """
     final = Path(final_path).absolute()
@@ -124,6 +125,12 @@ def atomic_path(final_path: str | os.PathLike[str], overwrite: bool = False) -> 
         remove_path(partial)
         if err.errno == errno.ENOSPC:
             raise disk_full_error(final) from err
+        if err.errno == errno.EROFS:
+            raise OSError(
+                errno.EROFS,
+                f"cannot write {final}: its folder is on a read-only file system (partial output "
+                "removed); write to another folder",
+            ) from err
         if isinstance(err, PermissionError):
             raise PermissionError(f"cannot write {final} in {final.parent}: {err}") from err
         raise
