@@ -38,3 +38,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip_gpu)
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: what a hostile file could do with any callable."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.fixture
+def write_payload():
+    """``write(path, marker, legacy=False, wrap=None)``: a hostile ``.pt`` / pickle file.
+
+    Loading it unsafely creates ``marker``. ``legacy`` writes a bare pickle instead of torch's
+    zip format; ``wrap(payload)`` embeds the payload in a larger object (a checkpoint dict).
+    """
+    import pickle
+
+    import torch
+
+    def write(path, marker, *, legacy=False, wrap=None):
+        obj = _Payload(marker) if wrap is None else wrap(_Payload(marker))
+        if legacy:
+            path.write_bytes(pickle.dumps(obj))
+        else:
+            torch.save(obj, path)
+        return path
+
+    return write

@@ -33,7 +33,7 @@ from .data import (
 )
 from .evaluation import autocast, validate
 from .losses import SegmentationLoss
-from .state import last_path, load_state, save_state, state_path
+from .state import last_path, load_state, restore_state, save_state, state_path
 
 #: Epochs trained when neither ``epochs`` nor ``time_budget_minutes`` is given.
 DEFAULT_EPOCHS = 100
@@ -217,12 +217,10 @@ class _Run:
             epoch = int(self.model.metadata.get("training", {}).get("epochs_done", 0))
             self.epoch = epoch
             return f"; resumed weights at epoch {epoch} (no state file: fresh optimizer)"
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
-            self.scaler.load_state_dict(state["scaler"])
-        self.sampler.rng.bit_generator.state = state["sampler_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_state(
+            state, state_path(self.cfg.resume), optimizer=self.optimizer,
+            scheduler=self.scheduler, scaler=self.scaler, rng=self.sampler.rng,
+        )  # fmt: skip
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
         self.best_score, self.best_metrics = state["best_score"], state["best_metrics"]
         self.history, self.elapsed_before = state["history"], state["elapsed"]

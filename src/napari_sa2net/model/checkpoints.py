@@ -29,6 +29,7 @@ from ..normalization import Normalization
 from .bundled import bundled_model_path
 from .devices import resolve_device
 from .sa2net import CONFIGS, SA2Net, SA2NetConfig
+from .safe_load import load_plain, save_torch
 
 FORMAT = "napari-sa2net-checkpoint"
 FORMAT_VERSION = 1
@@ -83,7 +84,7 @@ def save_checkpoint(model: SA2Net, path: str | os.PathLike, overwrite: bool = Tr
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = checkpoint_dict(model)
     with atomic_path(path, overwrite=True) as partial:
-        torch.save(payload, partial)
+        save_torch(payload, partial)
     return path
 
 
@@ -174,13 +175,11 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
     """The validated checkpoint dictionary of a file or bundled model name (tensors on CPU)."""
     path = resolve_checkpoint_path(path_or_name)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"{path} is not a readable napari-sa2net checkpoint ({type(err).__name__}: {err}); "
-            "pass a .pt file written by save_checkpoint or `sa2net train`"
-        ) from err
+    payload = load_plain(
+        path,
+        what="a readable napari-sa2net checkpoint",
+        fix="pass a .pt file written by save_checkpoint or `sa2net train`",
+    )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(
             f"{path} holds no napari-sa2net checkpoint (no configuration stored with the "
