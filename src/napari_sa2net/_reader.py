@@ -2,7 +2,10 @@
 
 Only files carrying the plugin's provenance (``"napari_sa2net"`` in the zarr root attributes or
 in the TIFF ImageDescription JSON) are claimed, so other TIFFs and zarr stores fall through to
-napari's own readers. The data stays lazy: every pyramid level is a dask array.
+napari's own readers. A file is claimed only when it opens: its metadata parses, every level
+opens and the first chunk decodes (a damaged or truncated output is left to other readers, not
+claimed and then failed). The data stays lazy: every pyramid level is a dask array; a chunk
+damaged further in fails when it is shown, with a ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -36,18 +39,36 @@ def _tiff_is_ours(path: Path) -> bool:
     try:
         with tifffile.TiffFile(path) as tif:
             description = tif.pages[0].description or ""
-    except Exception:  # not a readable TIFF: not ours to open
+        parsed = json.loads(description) if description.lstrip().startswith("{") else None
+    except Exception:  # not a readable TIFF, or its description is no JSON: not ours to open
         return False
-    return description.lstrip().startswith("{") and f'"{METADATA_KEY}"' in description
+    return isinstance(parsed, dict) and isinstance(parsed.get(METADATA_KEY), dict)
 
 
-def _is_ours(path: Path) -> bool:
+def _has_our_metadata(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix == ".zarr" and path.is_dir():
-        return METADATA_KEY in _zarr_attrs(path)
+        return isinstance(_zarr_attrs(path).get(METADATA_KEY), dict)
     if suffix in (".tif", ".tiff") and path.is_file():
         return _tiff_is_ours(path)
     return False
+
+
+def _opens(path: Path) -> bool:
+    """Whether every level opens and the first chunk of level 0 decodes (a few KB to MB)."""
+    import numpy as np
+
+    try:
+        data = _read_one(path)[0]
+        first = data[0] if isinstance(data, list) else data
+        np.asarray(first[:1, :1])
+    except Exception:  # whatever is wrong, napari's own readers may still read it
+        return False
+    return True
+
+
+def _is_ours(path: Path) -> bool:
+    return _has_our_metadata(path) and _opens(path)
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
@@ -61,7 +82,9 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
 
 
 def _levels(path: Path) -> int:
-    multiscales = _zarr_attrs(path).get("multiscales") or [{}]
+    from .io.zarr_store import multiscales_of
+
+    multiscales = multiscales_of(_zarr_attrs(path)) or [{}]
     return max(1, len(multiscales[0].get("datasets", [])))
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .source import (
     Channel,
     ImageSource,
@@ -22,8 +24,18 @@ from .source import (
     stem_of,
     to_yxc,
 )
+from .zarr_arrays import CheckedZarrArray, damaged, refuse_code_codecs
 
 _UM_PER_UNIT = {"nanometer": 1e-3, "micrometer": 1.0, "millimeter": 1e3, "centimeter": 1e4}
+
+
+def _token(array_dir: Path, node: Any) -> str:
+    """A dask name for the array: its place, layout and when its metadata was last written."""
+    from dask.base import tokenize
+
+    stamps = [(array_dir / n).stat().st_mtime_ns for n in (".zarray", "zarr.json")
+              if (array_dir / n).is_file()]  # fmt: skip
+    return tokenize(str(array_dir.absolute()), node.shape, node.chunks, str(node.dtype), stamps)
 
 
 def multiscales_of(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -83,6 +95,46 @@ def _open_multiscale(group: Any, level: int, path: Path) -> tuple[Any, str, Any]
     return array, _ngff_axes(multiscale, array.ndim), _ngff_pixel_size(multiscale, level)
 
 
+def _lazy(node: Any, path: Path, axes: str) -> Any:
+    """The dask array over a zarr array (after refusing codecs that run code)."""
+    import dask.array as da
+
+    array_dir = path / node.path if isinstance(node.path, str) else path
+    refuse_code_codecs(array_dir, path)
+    return da.from_array(
+        CheckedZarrArray(node, path),
+        chunks=grow_chunks(node.shape, node.chunks, axes),
+        name=f"zarr-{_token(array_dir, node)}",
+        meta=np.empty((0,) * node.ndim, node.dtype),
+        lock=False,
+    )
+
+
+def _open_node(path: Path, level: int) -> tuple[Any, str, Any]:
+    """The zarr array to read (a multiscale level of a group), its axes and pixel size."""
+    import zarr
+
+    refuse_code_codecs(path, path)  # before zarr parses it (zarr 3's refusal names no fix)
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as err:  # zarr raises several types for missing or broken metadata
+        raise damaged(path, err) from err
+    if not isinstance(node, zarr.Group):
+        if level != 0:
+            raise ValueError(f"level={level} needs an OME-Zarr multiscale; {path} is an array")
+        return node, _array_axes(node) or guess_axes(node.shape), None
+    if multiscales_of(node.attrs) is None:
+        names = sorted(node.array_keys())
+        raise ValueError(
+            f"{path} is a zarr group without OME-Zarr multiscales metadata; pass the path of "
+            f"one of its arrays instead ({', '.join(names) or 'it has none'})"
+        )
+    try:
+        return _open_multiscale(node, level, path)
+    except (KeyError, TypeError, IndexError, AttributeError) as err:
+        raise damaged(path, f"malformed OME-Zarr multiscales metadata ({err!r})") from err
+
+
 def open_zarr(
     path: Path,
     *,
@@ -92,28 +144,9 @@ def open_zarr(
     axes: str | None = None,
 ) -> ImageSource:
     """Open a zarr array or an OME-Zarr multiscale image lazily (see ``open_image``)."""
-    import dask.array as da
-    import zarr
-
     path = Path(path)
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception as err:  # zarr raises several types for missing or broken metadata
-        raise ValueError(f"cannot read {path} as zarr: {err}; is the store complete?") from err
-    pixel_size = None
-    if isinstance(node, zarr.Group):
-        if multiscales_of(node.attrs) is None:
-            names = sorted(node.array_keys())
-            raise ValueError(
-                f"{path} is a zarr group without OME-Zarr multiscales metadata; pass the path of "
-                f"one of its arrays instead ({', '.join(names) or 'it has none'})"
-            )
-        node, file_axes, pixel_size = _open_multiscale(node, level, path)
-    else:
-        if level != 0:
-            raise ValueError(f"level={level} needs an OME-Zarr multiscale; {path} is an array")
-        file_axes = _array_axes(node) or guess_axes(node.shape)
+    node, file_axes, pixel_size = _open_node(path, level)
     yxc_axes = normalize_axes(axes or file_axes, node.shape)
-    data = da.from_zarr(node, chunks=grow_chunks(node.shape, node.chunks, yxc_axes))
+    data = _lazy(node, path, yxc_axes)
     data, rgb = to_yxc(data, yxc_axes, channel=channel, plane=plane, rgb=False)
     return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb)
