@@ -106,11 +106,15 @@ def find_image_label_pairs(
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
     import tifffile
 
+    from .tiff_arrays import open_tiff_file
+
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_tiff_file(path) as tif:
             series = tif.series[0]
             return series.asarray(), series.axes
-    except tifffile.TiffFileError as err:  # no ValueError in tifffile <= 2025.5 (Python 3.10)
+    # TiffFileError is no ValueError in tifffile <= 2025.5 (Python 3.10); damaged compressed
+    # data raises imagecodecs' errors, which are RuntimeErrors.
+    except (tifffile.TiffFileError, RuntimeError, IndexError, KeyError, TypeError) as err:
         raise ValueError(str(err)) from err
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .source import Channel, ImageSource, Plane, grow_chunks, normalize_axes, stem_of, to_yxc
-from .tiff_arrays import MemmapArray, TiffArray, TiledPageArray, cannot_read
+from .tiff_arrays import MemmapArray, TiffArray, TiledPageArray, cannot_read, open_tiff_file
 
 #: Micrometres per unit, for OME units and TIFF ResolutionUnit values (per-centimetre etc.).
 _UM_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "micron": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
@@ -102,7 +102,7 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_tiff_file(path) as tif:
             if not tif.series:
                 raise IndexError("no image found in it")
             if not 0 <= series < len(tif.series):

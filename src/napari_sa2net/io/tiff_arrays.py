@@ -23,6 +23,36 @@ def cannot_read(path: Path, err: BaseException) -> ValueError:
     return ValueError(f"cannot read {path}: {err}; is the file complete and a TIFF?")
 
 
+def _shaped_series_usable(tif: Any) -> bool:
+    """Whether tifffile's reading of a JSON ``"shape"`` description fits the pages."""
+    try:
+        for series in tif.series:
+            if not all(type(n) is int and n > 0 for n in series.shape):
+                return False
+            pixels = sum(int(np.prod(page.shape)) for page in series.pages if page is not None)
+            if series.kind == "shaped" and int(np.prod(series.shape)) != pixels:
+                return False  # a shape beyond the pages' data ("truncated" files) or a typo
+        return bool(tif.series)
+    except Exception:  # tifffile raises many types for a description it cannot use
+        return False
+
+
+def open_tiff_file(path: Path) -> Any:
+    """``tifffile.TiffFile`` of ``path``, ignoring a JSON ``"shape"`` it cannot use.
+
+    tifffile takes any JSON description containing ``"shape":`` for its own "shaped" format,
+    and a ``"shape"`` key of other metadata (or a damaged one) then breaks or distorts
+    ``tif.series``; such files are read page by page instead (``is_shaped=False``).
+    """
+    import tifffile
+
+    tif = tifffile.TiffFile(path)
+    if not tif.is_shaped or _shaped_series_usable(tif):
+        return tif
+    tif.close()
+    return tifffile.TiffFile(path, is_shaped=False)
+
+
 class TiffArray:
     """One level of one series of a TIFF file as a lazy, picklable array-like.
 
@@ -48,10 +78,9 @@ class TiffArray:
     def _open(self) -> Any:
         with self._lock:
             if self._zarr is None:
-                import tifffile
                 import zarr
 
-                self._tif = tifffile.TiffFile(self.path)
+                self._tif = open_tiff_file(self.path)
                 store = self._tif.series[self.series].aszarr(level=self.level)
                 self._zarr = zarr.open(store, mode="r")
             return self._zarr
@@ -176,9 +205,7 @@ class TiledPageArray:
     def _open(self) -> Any:
         with self._lock:
             if self._page is None:
-                import tifffile
-
-                self._tif = tifffile.TiffFile(self.path)
+                self._tif = open_tiff_file(self.path)
                 self._tif.filehandle.set_lock(True)
                 self._page = self._tif.series[self.series].levels[self.level].keyframe
             return self._page

@@ -39,6 +39,16 @@ def check_labels(labels: Any) -> Any:
     return labels
 
 
+def tiff_description(provenance: Mapping[str, Any]) -> str:
+    """The ImageDescription JSON ``{"napari_sa2net": provenance}``.
+
+    tifffile reads any JSON description containing ``"shape":`` as its own shaped-array
+    metadata and fails on it, so a key named ``shape`` is written as the equivalent JSON
+    escape ``"\\u0073hape"`` (``json.loads`` gives the same dictionary back).
+    """
+    return json.dumps({METADATA_KEY: provenance}).replace('"shape":', '"\\u0073hape":')
+
+
 def _tiles(labels: Any, tile: tuple[int, int]) -> Iterator[np.ndarray]:
     """Tiles in TIFF order, computing one band of tile rows of a dask array at a time."""
     height, width = labels.shape
@@ -83,7 +93,7 @@ def write_labels_tiff(
     provenance = to_json(metadata)
     if pixel_size is not None:
         provenance.setdefault("pixel_size", [float(p) for p in pixel_size])
-    description = json.dumps({METADATA_KEY: provenance})
+    description = tiff_description(provenance)
     tiled = isinstance(labels, da.Array) or labels.size > TIFF_TILE_ABOVE
     options: dict[str, Any] = {
         "compression": "zlib",
