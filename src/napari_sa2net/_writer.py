@@ -47,6 +47,7 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         The written path. Existing outputs are replaced: napari's save dialog already asked.
     """
     from .io import write_labels_tiff, write_ome_zarr_labels
+    from .io.atomic import remove_stale_partials
 
     target = Path(path)
     suffix = target.suffix.lower()
@@ -61,5 +62,6 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     if scale is not None and any(float(s) != 1.0 for s in scale[-2:]):
         pixel_size = (float(scale[-2]), float(scale[-1]))
     writer = write_ome_zarr_labels if suffix in _ZARR else write_labels_tiff
+    remove_stale_partials(target.parent)  # a crashed save's partial store can be large
     written = writer(target, labels, _provenance(meta), overwrite=True, pixel_size=pixel_size)
     return [str(written)]

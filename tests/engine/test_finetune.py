@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from napari_sa2net._progress import run_job
 from napari_sa2net.engine.finetune import FinetuneProgress, finetune_job
-from napari_sa2net.engine.regions import regions_from_labels, split_regions
+from napari_sa2net.engine.regions import plan_regions, regions_from_labels, split_regions
 from napari_sa2net.model import create_model, load_model
 
 from .conftest import nuclei_image, touching_nuclei
@@ -93,3 +96,33 @@ def test_cancel_keeps_a_complete_best_checkpoint(scene, tmp_path):
     job.close()
     assert [p.name for p in tmp_path.iterdir()] == ["ft.pt"]
     assert load_model(tmp_path / "ft.pt").metadata["finetune"]["epoch"] == 1
+
+
+def test_nothing_painted_where_it_counts_is_refused_before_training(scene):
+    model, image, labels = scene
+    empty = np.zeros_like(labels)
+    with pytest.raises(ValueError, match=r"nothing is painted inside the 1 region\(s\)"):
+        next(finetune_job(model, image, empty, [(0, 0, 48, 96)], **FAST))
+    bottom_only = labels.copy()
+    bottom_only[:80] = 0  # the single region's bottom 20 % is held out: all paint is there
+    with pytest.raises(ValueError, match=r"held out for validation.*val_fraction"):
+        next(finetune_job(model, image, bottom_only, [(0, 0, 96, 96)], **FAST))
+    region = [(0, 0, 96, 96)]
+    assert plan_regions(bottom_only, region, 0.0) == (region, [])  # nothing held out: fine
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_finetuning_clears_partials_of_dead_runs_and_uses_the_margin(scene, tmp_path):
+    model, image, labels = scene
+    stale = tmp_path / f".ft.pt.partial-{dead_pid()}-0123abcd"
+    stale.write_bytes(b"half a checkpoint")
+    options = {**FAST, "epochs": 1, "steps_per_epoch": 1, "val_fraction": 0.0, "margin": 3}
+    result = run_job(finetune_job(model, image, labels, out=tmp_path / "ft.pt", **options))
+    assert not stale.exists()
+    assert result.train_regions == regions_from_labels(labels, margin=3)

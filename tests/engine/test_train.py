@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,16 @@ def test_checkpoint_records_the_training_object_diameter(tiny_folders, tmp_path)
     expected = median_object_diameter([it.labels for it in train])
     assert load_model(out).metadata[DIAMETER_KEY] == pytest.approx(expected)
     assert 5 < expected < 60  # the synthetic nuclei are tens of pixels across
+
+
+def test_training_clears_partials_of_dead_runs_only(tiny_folders, tmp_path):
+    from .test_finetune import dead_pid
+
+    out = tmp_path / "run" / "model.pt"
+    out.parent.mkdir()
+    stale = out.parent / f".model.last.pt.partial-{dead_pid()}-0123abcd"
+    live = out.parent / f".model.pt.partial-{os.getppid()}-0123abcd"  # another live run's
+    for partial in (stale, live):
+        partial.write_bytes(b"half a checkpoint")
+    next(train_job(config(tiny_folders, out)))
+    assert not stale.exists() and live.exists()

@@ -55,6 +55,23 @@ def test_mismatched_labels_name_the_fix(widget):
         widget.job_arguments()
 
 
+def test_a_rectangle_with_nothing_painted_starts_no_job(widget, monkeypatch):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    widget.viewer.layers["painted"].data = np.zeros((128, 128), np.uint32)
+    widget.viewer.add_shapes([np.array([[20.0, 20.0], [100.0, 140.0]])], shape_type="rectangle",
+                             name="regions")  # fmt: skip
+    widget.regions.setCurrentText("regions")
+    widget.start()
+    assert widget.worker is None and widget.bar.run.isEnabled()
+    assert len(shown) == 1 and "nothing is painted inside the 1 region(s)" in shown[0]
+    widget.regions.setCurrentIndex(0)  # boxes of painted nuclei: there are none either
+    widget.start()
+    assert widget.worker is None and "nothing is painted: paint some nuclei" in shown[-1]
+
+
 def test_the_curve_plot_paints_series(qtbot):
     from napari_sa2net._widgets._plot import CurvePlot
 

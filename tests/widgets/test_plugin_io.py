@@ -56,6 +56,18 @@ def test_reader_declines_files_that_are_not_ours(tmp_path):
     assert _reader.get_reader([]) is None
 
 
+def test_writer_clears_partials_of_dead_saves(tmp_path):
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale = tmp_path / f".old.zarr.partial-{ended.pid}-0123abcd"
+    (stale / "0").mkdir(parents=True)
+    _writer.write_labels(str(tmp_path / "new.tif"), blobs(), {"name": "x"})
+    assert not stale.exists() and (tmp_path / "new.tif").is_file()
+
+
 def test_writer_rejects_unknown_extensions_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"\.zarr.*\.tif"):
         _writer.write_labels(str(tmp_path / "out.png"), blobs(), {})

@@ -61,13 +61,28 @@ def default_checkpoint_path(name: str) -> Path:
     return path
 
 
+def _check_painted(labels: Any, regions: Any, val_fraction: float) -> None:
+    """The engine's refusal of annotations with nothing to learn from, before any job starts.
+
+    Painted labels layers are numpy arrays; a lazy (file-backed) one is checked by the job
+    itself, so a slide is never read here.
+    """
+    import numpy as np
+
+    from ..engine.regions import plan_regions
+
+    if isinstance(labels, np.ndarray):
+        plan_regions(labels, regions, val_fraction)
+
+
 def finetune_arguments(widget: Any) -> dict[str, Any]:
     """Keyword arguments for ``finetune_job`` from a :class:`FinetuneWidget`'s choices.
 
     Raises
     ------
     ValueError
-        A missing layer, model or output path, or labels that do not match the image plane.
+        A missing layer, model or output path, labels that do not match the image plane, or
+        nothing painted (inside the regions, or outside the held-out part).
     """
     image_layer, labels_layer = widget.image.layer(), widget.labels.layer()
     if image_layer is None or labels_layer is None:
@@ -87,6 +102,7 @@ def finetune_arguments(widget: Any) -> dict[str, Any]:
             f"shapes layer '{shapes.name}' has no rectangle over the image; draw one around "
             "each annotated area, or pick the painted-nuclei boxes"
         )
+    _check_painted(labels, regions, widget.val_fraction.value())
     model, out = widget.model.model(), widget.output.path()
     if model is None:
         raise ValueError("no base model: pick a bundled model or browse to a checkpoint (.pt)")

@@ -22,17 +22,11 @@ import numpy as np
 import torch
 
 from .._progress import Job, Progress
+from ..io.atomic import remove_stale_partials
 from .data import IGNORE, CropSampler, make_target
 from .evaluation import autocast, mode_of, predict_probabilities
 from .losses import SegmentationLoss
-from .regions import (
-    Region,
-    check_regions,
-    mask_of,
-    regions_from_labels,
-    split_regions,
-    with_context,
-)
+from .regions import Region, mask_of, plan_regions, with_context
 
 
 @dataclass(frozen=True)
@@ -121,10 +115,11 @@ class _Finetuner:
                 f"{model.in_channels}: pick the matching channel(s)"
             )
         shape = labels.shape
-        regions = check_regions(regions, shape) if regions else regions_from_labels(labels)
-        if not regions:
-            raise ValueError("nothing is painted: paint some objects or draw regions first")
-        self.train_regions, self.val_regions = split_regions(regions, opts.val_fraction, opts.seed)
+        self.train_regions, self.val_regions = plan_regions(
+            labels, regions, opts.val_fraction, opts.seed, opts.margin
+        )
+        if opts.out is not None:  # partial checkpoints of a crashed earlier run
+            remove_stale_partials(Path(opts.out).parent)
         self.opts = opts
         self.device = (
             resolve_device(opts.device)

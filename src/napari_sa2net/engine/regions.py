@@ -1,4 +1,9 @@
-"""Rectangular annotation regions ``(y0, x0, y1, x1)`` (end exclusive) for finetuning."""
+"""Rectangular annotation regions ``(y0, x0, y1, x1)`` (end exclusive) for finetuning.
+
+:func:`plan_regions` is the one place that decides which regions train and which are held out,
+and refuses annotations with nothing to learn from; the engine and the finetune widget (before
+it starts a job) both call it.
+"""
 
 from __future__ import annotations
 
@@ -79,3 +84,55 @@ def with_context(region: Region, shape: tuple[int, int]) -> tuple[Region, Region
     gy0, gx0 = max(y0 - CONTEXT, 0), max(x0 - CONTEXT, 0)
     gy1, gx1 = min(y1 + CONTEXT, shape[0]), min(x1 + CONTEXT, shape[1])
     return (gy0, gx0, gy1, gx1), (y0 - gy0, x0 - gx0, y1 - gy0, x1 - gx0)
+
+
+def _painted(labels: np.ndarray, region: Region, exclude: Sequence[Region] = ()) -> bool:
+    """Whether ``labels`` has an object pixel inside ``region`` but outside ``exclude``."""
+    y0, x0, y1, x1 = region
+    painted = np.asarray(labels[y0:y1, x0:x1]) != 0
+    for a, b, c, d in exclude:
+        painted[max(a - y0, 0) : max(c - y0, 0), max(b - x0, 0) : max(d - x0, 0)] = False
+    return bool(painted.any())
+
+
+def plan_regions(
+    labels: np.ndarray,
+    regions: Sequence[Sequence[int]] | None,
+    val_fraction: float,
+    seed: int = 0,
+    margin: int = 16,
+) -> tuple[list[Region], list[Region]]:
+    """Training and held-out regions of a finetuning run on ``labels`` (``YX``, 0 = unpainted).
+
+    Without ``regions`` the painted objects' boxes grown by ``margin`` are used. The regions are
+    split by :func:`split_regions`.
+
+    Raises
+    ------
+    ValueError
+        Nothing is painted (inside the regions, when given), or every painted pixel lies in
+        the held-out part, so training would only ever see background.
+    """
+    if regions:
+        regions = check_regions(regions, labels.shape[:2])
+        if not any(_painted(labels, r) for r in regions):
+            raise ValueError(
+                f"nothing is painted inside the {len(regions)} region(s): paint every nucleus "
+                "inside each rectangle into the labels (one id per nucleus), or draw the "
+                "rectangles where you painted"
+            )
+    else:
+        regions = regions_from_labels(labels, margin)
+        if not regions:
+            raise ValueError(
+                "nothing is painted: paint some nuclei into the labels (one id per nucleus) "
+                "or draw regions first"
+            )
+    train, val = split_regions(regions, val_fraction, seed)
+    if not any(_painted(labels, r, val) for r in train):
+        raise ValueError(
+            "every painted nucleus lies in the part held out for validation, so training "
+            "would see only background: paint nuclei in more regions, or lower the validation "
+            "fraction (val_fraction; Validation in the widget)"
+        )
+    return train, val

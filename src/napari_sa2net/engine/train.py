@@ -23,6 +23,7 @@ import torch
 
 from .._progress import Job, Progress
 from ..inference.rescale import DIAMETER_KEY
+from ..io.atomic import remove_stale_partials
 from .data import (
     Augmentation,
     CropSampler,
@@ -175,6 +176,7 @@ class _Run:
         from ..model import resolve_device
 
         cfg.check()
+        remove_stale_partials(Path(cfg.out).parent)  # checkpoints of a run that was killed
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
