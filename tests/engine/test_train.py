@@ -109,11 +109,13 @@ def test_split_validation_needs_two_images(tiny_folders):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"mode": "semantic"}, "mode"),
-        ({"epochs": 0}, "epochs"),
-        ({"crop": 8}, "crop"),
-        ({"val_labels": None}, "val_images and val_labels"),
-        ({"out": Path("model.ckpt")}, r"\.pt"),
+        ({"mode": "semantic"}, r"mode \(--mode\)"),
+        ({"epochs": 0}, r"epochs \(--epochs\)"),
+        ({"crop": 8}, r"crop \(--crop\)"),
+        ({"batch_size": 0}, r"batch_size \(--batch-size\) must be at least 1"),
+        ({"restart_epochs": 0}, "^restart_epochs must"),  # no flag: the Python name only
+        ({"val_labels": None}, r"val_images \(--val-images\) and val_labels \(--val-labels\)"),
+        ({"out": Path("model.ckpt")}, r"out \(--out\) must be a \.pt"),
     ],
 )
 def test_bad_settings_are_refused(tiny_folders, tmp_path, change, message):

@@ -35,78 +35,12 @@ from .data import (
 from .evaluation import autocast, validate
 from .losses import SegmentationLoss
 from .state import last_path, load_state, restore_state, save_state, state_path
+from .train_config import TrainConfig
+
+__all__ = ["DEFAULT_EPOCHS", "TrainConfig", "TrainResult", "split_validation", "train_job"]
 
 #: Epochs trained when neither ``epochs`` nor ``time_budget_minutes`` is given.
 DEFAULT_EPOCHS = 100
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; validated by :meth:`check`.
-
-    ``epochs`` is the total epoch count (a resumed run continues up to it); with only
-    ``time_budget_minutes`` the run stops after the epoch that crosses the budget.
-    ``steps_per_epoch=None``: one epoch sees about as many pixels as the training set holds.
-    ``scale_jitter=s`` samples a quarter of the crops at a random zoom in ``[1/(1+s), 1+s]``.
-    """
-
-    images: Path
-    labels: Path
-    out: Path
-    val_images: Path | None = None
-    val_labels: Path | None = None
-    config: str = "sa2net-small"
-    mode: str = "instance"
-    epochs: int | None = None
-    time_budget_minutes: float | None = None
-    steps_per_epoch: int | None = None
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    restart_epochs: int = 10
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: Path | None = None
-    overwrite: bool = False
-    val_every: int = 1
-    val_fraction: float = 0.1
-    boundary_width: int = 1
-    scale_jitter: float = 0.0
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting and how to fix it."""
-        if self.mode not in ("binary", "instance"):
-            raise ValueError(f"mode must be 'binary' or 'instance', got {self.mode!r}")
-        for name in ("batch_size", "val_every", "restart_epochs", "boundary_width"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
-        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise ValueError(f"time budget must be positive, got {self.time_budget_minutes}")
-        if self.crop < 32:
-            raise ValueError(f"crop must be at least 32 pixels, got {self.crop}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if (self.val_images is None) != (self.val_labels is None):
-            raise ValueError("give both val_images and val_labels, or neither")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0 <= self.scale_jitter < 1:
-            raise ValueError(f"scale_jitter must be in [0, 1), got {self.scale_jitter}")
-        out = Path(self.out)
-        if out.suffix != ".pt":
-            raise ValueError(f"out must be a .pt file, got {str(out)!r}")
-        for path in (out, last_path(out)):
-            if path.exists() and not (self.overwrite or self.resume):
-                raise FileExistsError(
-                    f"{path} exists; pass overwrite=True (--overwrite), resume from "
-                    f"{last_path(out).name} (--resume), or choose another --out"
-                )
 
 
 @dataclass
