@@ -143,6 +143,7 @@ class _Finetuner:
         self.best_epoch, self.best_score, self.best_metrics = 0, -np.inf, {}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []
+        self.parent = parent_record(model)
 
     def step(self) -> float:
         x, y = self.sampler.batch(self.opts.batch_size)
@@ -189,8 +190,11 @@ class _Finetuner:
             return
         from ..model import save_checkpoint
 
+        # The base's package record becomes part of ``parent``: this checkpoint is no package.
+        inherited = {k: v for k, v in self.model.metadata.items() if k != "bioimageio"}
         self.model.metadata = {
-            **self.model.metadata,
+            **inherited,
+            "parent": self.parent,
             "finetune": {
                 "epoch": epoch,
                 "metrics": metrics,
@@ -202,6 +206,36 @@ class _Finetuner:
             },
         }
         save_checkpoint(self.model, self.opts.out)
+
+
+def parent_record(model: torch.nn.Module) -> dict:
+    """The model a finetuning starts from, for the new checkpoint's ``metadata["parent"]``.
+
+    ``{"name", "path", "sha256", "bundled", "bioimageio"}``: the bundled model name or the
+    checkpoint / package file name, the file and its full SHA-256 (``None`` for a model that
+    was never saved), whether it is a bundled model, and its bioimage.io record when it was
+    loaded from a package. ``sa2net export`` turns it into the package's ``parent``.
+    """
+    from ..model import BUNDLED_DIR, model_hash
+
+    path = getattr(model, "checkpoint_path", None)
+    record = {
+        "name": str(model.metadata.get("name") or model.config.name),
+        "path": None,
+        "sha256": None,
+        "bundled": False,
+        "bioimageio": model.metadata.get("bioimageio"),
+    }
+    if path is not None and Path(path).is_file():
+        path = Path(path)
+        bundled = path.resolve().parent == BUNDLED_DIR
+        record.update(
+            name=path.stem if bundled else path.name,
+            path=str(path),
+            sha256=model_hash(path, length=64),
+            bundled=bundled,
+        )
+    return record
 
 
 def validate_probs(probs: np.ndarray, gt: np.ndarray, mode: str) -> dict[str, float]:
