@@ -167,7 +167,7 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
     if path.exists():
         raise ValueError(f"{path} is not a file; pass a .pt checkpoint written by napari-sa2net")
     name = str(path_or_name)
-    if os.sep in name or "/" in name or name.endswith(".pt"):
+    if os.sep in name or "/" in name or name.endswith((".pt", ".zip")):
         raise ValueError(f"checkpoint file {path} does not exist; check the path")
     return bundled_model_path(name)
 
@@ -175,6 +175,10 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
     """The validated checkpoint dictionary of a file or bundled model name (tensors on CPU)."""
     path = resolve_checkpoint_path(path_or_name)
+    from .package import is_bioimageio_package, read_package  # it imports this module
+
+    if is_bioimageio_package(path):
+        return read_package(path)
     payload = load_plain(
         path,
         what="a readable napari-sa2net checkpoint",
@@ -200,8 +204,9 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     Parameters
     ----------
     path_or_name : str or PathLike
-        A ``.pt`` file written by :func:`save_checkpoint`, or the name of a bundled model
-        (see :func:`list_bundled_models`).
+        A ``.pt`` file written by :func:`save_checkpoint`, the name of a bundled model
+        (see :func:`list_bundled_models`), or a bioimage.io package (``.zip``) that
+        napari-sa2net exported (read as data, see :mod:`napari_sa2net.model.package`).
     device : str or torch.device
         ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
     """
