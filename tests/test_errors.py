@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,13 @@ def test_read_only_and_other_file_system_refusals():
     assert message == "the file system is read-only (/mnt/ro/out.tif); write to another folder"
     assert "input/output error" in user_message(OSError(errno.EIO, "I/O error", "/nfs/a.tif"))
     assert "ulimit" in user_message(OSError(errno.EMFILE, "Too many open files"))
+    missing = raised(lambda: Path("/no/such/x.tif").read_bytes())
+    assert user_message(missing) == "no such file or folder (/no/such/x.tif); check the path"
+    denied = PermissionError(errno.EACCES, "Permission denied", "/root/x")
+    assert user_message(denied).startswith("permission denied (/root/x); choose a file")
+    ours = "the output folder /a is not writable; choose another one"  # no errno: kept as is
+    assert user_message(PermissionError(ours)) == ours
+    assert user_message(FileNotFoundError("no image at a.tif")) == "no image at a.tif"
 
 
 def test_an_unreachable_scheduler_is_one_line():

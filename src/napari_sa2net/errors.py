@@ -36,6 +36,21 @@ _CONNECTION_TEXT = ("timed out trying to connect", "connection refused")
 _CONNECTION_NAMES = frozenset({"CommClosedError", "gaierror", "timeout"})
 _FIX_SPACE = "free some space or write to another folder"
 _FIX_MEMORY = "close other programs, or choose a smaller tile or batch size, and run again"
+_TOO_MANY_FILES = "too many open files; process fewer files at once or raise the limit (ulimit -n)"
+#: What an OS error number means to a user, and the fix (``{where}``: " (path)" or "").
+_OS_FIXES = {
+    errno.EROFS: "the file system is read-only{where}; write to another folder",
+    errno.EIO: "input/output error{where}; check the disk or network share, or copy the file",
+    errno.EMFILE: _TOO_MANY_FILES,
+    errno.ENFILE: _TOO_MANY_FILES,
+    errno.ENAMETOOLONG: "file name too long{where}; choose a shorter path",
+    errno.ENOMEM: "out of memory; " + _FIX_MEMORY,
+    errno.EACCES: "permission denied{where}; choose a file or folder you may read or write",
+    errno.EPERM: "operation not permitted{where}; choose a file or folder you may read or write",
+    errno.ENOENT: "no such file or folder{where}; check the path",
+    errno.ENOTDIR: "not a folder{where}; check the path",
+    errno.EISDIR: "is a folder, not a file{where}; check the path",
+}
 
 
 def one_line(text: object) -> str:
@@ -82,23 +97,16 @@ def _own_text(exc: BaseException) -> str | None:
 
 
 def _file_system(exc: BaseException) -> str | None:
+    """An OS refusal (``OSError`` with an errno) as what it means and what to do."""
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
     if _own_text(exc):
         return _own_text(exc)
-    where = _where(exc)
-    if exc.errno == errno.EROFS:
-        return f"the file system is read-only{where}; write to another folder"
-    if exc.errno == errno.EIO:
-        return f"input/output error{where}; check the disk or network share, or copy the file"
-    if exc.errno in (errno.EMFILE, errno.ENFILE):
-        return "too many open files; process fewer files at once or raise the limit (ulimit -n)"
-    if exc.errno == errno.ENAMETOOLONG:
-        return f"file name too long{where}; choose a shorter path"
-    if exc.errno == errno.ENOMEM:
-        return f"out of memory; {_FIX_MEMORY}"
+    template = _OS_FIXES.get(exc.errno)
+    if template is not None:
+        return template.format(where=_where(exc))
     if exc.filename is not None:  # any other OS refusal about a named path
-        return f"{exc.strerror or one_line(exc)}{where}; check the path and its folder"
+        return f"{exc.strerror or one_line(exc)}{_where(exc)}; check the path and its folder"
     return None
 
 
@@ -178,10 +186,10 @@ def user_message(exc: BaseException) -> str | None:
     """
     if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
         return None
-    for check in (_memory, _disk_full, _connection):
+    for check in (_memory, _disk_full, _connection, _file_system):
         message = check(exc)
         if message is not None:
             return message
     if isinstance(exc, MESSAGE_ERRORS) and not _from_codec(exc):
         return one_line(exc)  # ours (or a library's complaint about a value we passed on)
-    return _file_system(exc) or _codec(exc)
+    return _codec(exc)
