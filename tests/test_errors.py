@@ -24,7 +24,7 @@ def raised(fn):
 def test_our_messages_pass_through_on_one_line():
     assert user_message(ValueError("tile 7 is too small; use 64")) == "tile 7 is too small; use 64"
     assert user_message(ValueError("no fit. Problems:\n  missing a\n  missing b")) == (
-        "no fit. Problems:; missing a; missing b"
+        "no fit. Problems: missing a; missing b"
     )
     assert user_message(FileExistsError("out.tif exists; pass --overwrite")).endswith("overwrite")
 

@@ -54,9 +54,12 @@ _OS_FIXES = {
 
 
 def one_line(text: object) -> str:
-    """``text`` with its lines joined by ``"; "`` (a message shown as a single line)."""
-    lines = [line.strip() for line in str(text).splitlines()]
-    return "; ".join(line for line in lines if line)
+    """``text`` as a single line: lines joined by ``"; "`` (by a space after a colon)."""
+    joined = ""
+    for line in (part.strip() for part in str(text).splitlines()):
+        if line:
+            joined += line if not joined else (" " if joined.endswith(":") else "; ") + line
+    return joined
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
