@@ -87,7 +87,7 @@ def test_codec_errors_of_damaged_data():
         lambda: blosc.Blosc().decode(b"\x02\x01\x21\x08" + b"\xff" * 28),  # SystemError
     ):
         message = user_message(raised(fail))
-        assert message.startswith("cannot decode the image data") and "damaged" in message
+        assert message.startswith("cannot decode the file's data") and "damaged" in message
 
 
 def test_memory():

@@ -23,7 +23,7 @@ MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 #: Libraries whose own exception types mean the bytes of a file could not be decoded.
 CODEC_MODULES = frozenset(
-    {"imagecodecs", "numcodecs", "tifffile", "zlib", "lzma", "bz2", "blosc", "zstd"}
+    {"imagecodecs", "numcodecs", "tifffile", "zlib", "lzma", "bz2", "blosc", "zstd", "yaml"}
 )
 #: Libraries in whose code a plain error of :data:`_DECODE_ERRORS` means damaged data (zarr's
 #: own types are left out: most of them mean a wrong call, i.e. a bug).
@@ -153,8 +153,8 @@ def _codec(exc: BaseException) -> str | None:
     for link in chain(exc):
         if _from_codec(link):
             return (
-                f"cannot decode the image data ({one_line(link)}); the file is damaged or "
-                "incomplete: copy or export it again"
+                f"cannot decode the file's data ({one_line(link)[:200]}); the file is damaged "
+                "or incomplete: copy or export it again"
             )
     return None
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_sa2net.errors import user_message
 from napari_sa2net.model import create_model, load_model, save_checkpoint
 from napari_sa2net.model.safe_load import load_plain, plain, save_torch
 
@@ -79,3 +80,47 @@ def test_a_full_disk_is_an_oserror_not_a_torch_runtime_error():
     with pytest.raises(OSError) as info:
         save_torch({"w": torch.zeros(100_000)}, "/dev/full")
     assert info.value.errno == errno.ENOSPC
+
+
+def hostile_package(path: Path, weights: bytes, rdf_extra: str = "") -> Path:
+    """A bioimage.io zip shaped like ours whose weights file is ``weights``."""
+    import hashlib
+    import zipfile
+
+    rdf = f"""type: model
+config:
+  napari_sa2net:
+    config: {{name: sa2net-tiny, width: 8, in_channels: 1, num_classes: 3}}
+    normalization: {{}}
+weights:
+  pytorch_state_dict:
+    source: weights.pt
+    sha256: {hashlib.sha256(weights).hexdigest()}
+    architecture: {{callable: SA2NetProbabilities}}
+{rdf_extra}"""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("rdf.yaml", rdf)
+        archive.writestr("weights.pt", weights)
+    return path
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_package_with_payload_weights_is_refused_and_not_run(tmp_path, legacy, write_payload):
+    marker = tmp_path / "ran"
+    weights = write_payload(tmp_path / "w.pt", marker, legacy=legacy).read_bytes()
+    package = hostile_package(tmp_path / "evil.zip", weights)
+    with pytest.raises(ValueError) as info:
+        load_model(package)
+    assert not marker.exists()
+    assert "\n" not in str(info.value) and str(package) in str(info.value)
+
+
+def test_a_package_whose_yaml_asks_to_run_code_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    tag = f'x: !!python/object/apply:builtins.open ["{marker}", "w"]\n'
+    package = hostile_package(tmp_path / "evil.zip", b"", rdf_extra=tag)
+    with pytest.raises(Exception) as info:  # the type is the package reader's choice
+        load_model(package)
+    assert not marker.exists()
+    message = user_message(info.value)  # what sa2net and the widgets show
+    assert message is not None and "\n" not in message and "damaged" in message
