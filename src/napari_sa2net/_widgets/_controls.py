@@ -79,7 +79,10 @@ class ModelPicker(QComboBox):
         if self.itemData(index) is not None:
             return
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open an SA2-Net checkpoint", "", "SA2-Net checkpoints (*.pt);;All files (*)"
+            self,
+            "Open an SA2-Net checkpoint or bioimage.io package",
+            "",
+            "SA2-Net models (*.pt *.zip);;All files (*)",
         )
         if path:
             self.add_checkpoint(path)

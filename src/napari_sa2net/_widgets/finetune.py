@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._controls import DevicePicker, ModelPicker, PathEdit
+from ._export import ExportButton
 from ._finetune_io import default_checkpoint_path, finetune_arguments, finetune_from, show_preview
 from ._form import RunBar, form_group, note
 from ._job_panel import JobPanel
@@ -73,6 +74,7 @@ class FinetuneWidget(JobPanel, QWidget):
         self.output = PathEdit("save", "where the new checkpoint is saved", "Checkpoints (*.pt)")
         self.plot = CurvePlot("epoch")
         self.bar = RunBar("Start", "Stop")
+        self.export_button = ExportButton(self._export_source, self.bar.say)
         self._build()
         self.image.currentIndexChanged.connect(self._suggest_output)
         self.bar.run.clicked.connect(self.start)
@@ -109,6 +111,7 @@ class FinetuneWidget(JobPanel, QWidget):
         ]))  # fmt: skip
         layout.addWidget(self.plot)
         layout.addWidget(self.bar)
+        layout.addWidget(self.export_button)
         layout.addStretch(1)
 
     def _suggest_output(self, *_: Any) -> None:
@@ -154,6 +157,10 @@ class FinetuneWidget(JobPanel, QWidget):
             f"{k} {v:.3g}" for k, v in result.best_metrics.items()
         )
         self._register(Path(result.out or self._out), f"{best}; saved")
+
+    def _export_source(self) -> str | Path | None:
+        """The checkpoint this widget saved, else the model it starts from."""
+        return self._out if self._out.is_file() else self.model.model()
 
     def _register(self, path: Path, verb: str) -> None:
         if path.is_file():
