@@ -251,3 +251,25 @@ def test_export_errors_name_the_fix(tmp_path, monkeypatch, capsys):
     with pytest.raises(ValueError, match=r"pip install 'napari-sa2net\[bioimageio\]'"):
         export_bioimageio("nuclei-fluo", tmp_path / "m.zip")
     assert not (tmp_path / "m.zip").exists()
+
+
+def test_binary_rgb_model_exports_with_the_he_sample(tmp_path):
+    _needs_spec()
+    from napari_sa2net.export import export_bioimageio
+    from napari_sa2net.model import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = save_checkpoint(create_model("sa2net-tiny", 3, 1), tmp_path / "my.rgb_v2.pt")
+    result = export_bioimageio(path, tmp_path / "rgb.zip", halo=16, test_size=64)
+    rdf, _ = _rdf(result.path)
+    assert rdf["name"] == "SA2-Net my-rgb_v2"  # "." is no name character of the spec
+    [inp], [out] = rdf["inputs"], rdf["outputs"]
+    assert inp["axes"][1]["channel_names"] == ["red", "green", "blue"]
+    assert out["axes"][1]["channel_names"] == ["foreground"]
+    assert "semantic-segmentation" in rdf["tags"] and rdf.get("parent") is None
+    with zipfile.ZipFile(result.path) as archive:
+        probs = np.load(io.BytesIO(archive.read("test_output.npy")))
+        card = archive.read("README.md").decode()
+    assert probs.shape == (1, 1, 64, 64) and probs.min() >= 0 and probs.max() <= 1
+    assert "he_region.tif" in card and "own images" in card  # no bundled data notice here
+    assert sa2.load_model(result.path).num_classes == 1

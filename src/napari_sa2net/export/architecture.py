@@ -30,7 +30,7 @@ CALLABLE = "SA2NetProbabilities"
 #: File name of the generated source inside a package.
 FILE_NAME = "sa2net_architecture.py"
 
-HEADER = '''"""SA2-Net (Fiaz et al., BMVC 2023) as exported by napari-sa2net {version}.
+HEADER = '''"""SA2-Net as exported by napari-sa2net {version} (the paper is cited below).
 
 Generated from the napari-sa2net modules {modules}; needs only torch and numpy.
 `{callable}(width, in_channels, num_classes, name)` builds the network; its forward maps an

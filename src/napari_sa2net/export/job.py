@@ -175,6 +175,11 @@ def _notices(origin: str | None, test_image: Path) -> tuple[Path, ...]:
     return tuple(notices)
 
 
+def _package_name(label: str) -> str:
+    """``SA2-Net <label>`` in the characters and length the spec allows for a name."""
+    return re.sub(r"[^A-Za-z0-9_+\- ()]+", "-", f"SA2-Net {label}")[:64]
+
+
 def _names(net: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(channel names, class names)`` of the input and output tensors."""
     channels = {1: ("intensity",), 3: ("red", "green", "blue")}.get(
@@ -209,7 +214,7 @@ def _facts(
         raise ValueError(f"test size {test_size} is below the {min_size} px the halo needs")
     kind = "nuclei instance segmentation" if mode == "instance" else "binary segmentation"
     return PackageFacts(
-        name=f"SA2-Net {label}"[:64],
+        name=_package_name(label),
         description=(
             f"SA2-Net ({net.config.name}, {net.in_channels} channel(s) in) for {kind} in 2-D "
             f"microscopy, exported by napari-sa2net from `{label}`. Outputs per-pixel "
