@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import subprocess
 import sys
@@ -60,18 +61,23 @@ def _rewrite(src, dst, edit=None, replace=None):
     return dst
 
 
-def test_bioimageio_core_test_passes(package):
-    core = pytest.importorskip(
+def test_bioimageio_test_command_passes(package, tmp_path):
+    pytest.importorskip(
         "bioimageio.core",
         reason="bioimageio.core missing: pip install 'napari-sa2net[bioimageio]'",
     )
-    summary = core.test_model(package)
-    failed = [d.name for d in summary.details if d.status == "failed"]
-    assert summary.status == "passed", failed
+    # `bioimageio test PKG.zip`, the command of the issue, with its summary as JSON.
+    command = [sys.executable, "-m", "bioimageio.core", "test", str(package)]
+    run = subprocess.run([*command, "--summary", str(tmp_path / "summary.json")],
+                         capture_output=True, text=True)  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    failed = [d["name"] for d in summary["details"] if d["status"] == "failed"]
+    assert run.returncode == 0 and summary["status"] == "passed", failed or run.stderr[-2000:]
     # Both weight formats reproduced the test outputs and ran at the other declared sizes.
-    names = " ".join(d.name for d in summary.details)
-    assert "(pytorch_state_dict)" in names and "(torchscript)" in names
-    assert "size parameter n: 2" in names
+    names = [d["name"] for d in summary["details"]]
+    for weights in ("pytorch_state_dict", "torchscript"):
+        assert f"Reproduce test outputs from test inputs ({weights})" in names
+        assert sum(n.startswith(f"Run {weights} inference") for n in names) == 6
 
 
 def test_package_holds_what_the_issue_asks(package):
