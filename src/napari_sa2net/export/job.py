@@ -6,6 +6,7 @@ this generator; the package is written atomically (a stopped export leaves no fi
 
 from __future__ import annotations
 
+import copy
 import re
 import tempfile
 import time
@@ -98,8 +99,8 @@ def _load(model: Any) -> tuple[Any, str | None, str]:
     """``(SA2Net on the CPU, bundled name or None, a label)`` of a name, path or model."""
     from ..model import BUNDLED_DIR, SA2Net, load_model, resolve_checkpoint_path
 
-    if isinstance(model, SA2Net):
-        net, path = model, model.checkpoint_path
+    if isinstance(model, SA2Net):  # a copy: the caller's model stays on its device and mode
+        net, path = copy.deepcopy(model), model.checkpoint_path
     else:
         path = resolve_checkpoint_path(model)
         net = load_model(path)
