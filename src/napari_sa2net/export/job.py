@@ -27,6 +27,9 @@ SAMPLES = {1: "nuclei_fluo.tif", 3: "he_region.tif"}
 #: Smallest test tensor side (holds a few nuclei of 20-36 px); larger when the halo needs it.
 MIN_TEST_SIZE = 256
 
+#: The test tensors come from the central region of at most this side of a (large) test image.
+MAX_TEST_REGION = 2048
+
 STEPS = 4
 
 
@@ -109,13 +112,21 @@ def _load(model: Any) -> tuple[Any, str | None, str]:
     return net.cpu().eval(), bundled, label
 
 
-def _yxc(image: np.ndarray) -> np.ndarray:
-    return image[..., None] if image.ndim == 2 else image
+def _open(path: Path, channels: int) -> Any:
+    """The lazy ``YXC`` image at ``path`` (what ``io.open_image`` reads), channels checked."""
+    from ..io import open_image
+
+    data = open_image(path).data
+    if data.shape[-1] != channels:
+        raise ValueError(
+            f"image {path} has {data.shape[-1]} channel(s), the model takes {channels}; pass an "
+            "image of the kind the model was trained on"
+        )
+    return data
 
 
 def _test_image(settings: ExportSettings, channels: int) -> tuple[np.ndarray, Path]:
-    from ..io import read_image_plane
-
+    """The test image in memory (its central ``MAX_TEST_REGION``² at most) and its path."""
     path = settings.test_image
     if path is None:
         if channels not in SAMPLES:
@@ -123,29 +134,20 @@ def _test_image(settings: ExportSettings, channels: int) -> tuple[np.ndarray, Pa
                 f"no sample image has {channels} channels; pass a test image (--test-image)"
             )
         path = SAMPLE_DIR / SAMPLES[channels]
-    image = _yxc(read_image_plane(path))
-    if image.shape[-1] != channels:
-        raise ValueError(
-            f"test image {path} has {image.shape[-1]} channel(s), the model takes {channels}; "
-            "pass an image of the kind the model was trained on"
-        )
-    return image, Path(path)
+    data = _open(Path(path), channels)
+    height, width = data.shape[:2]
+    y0, x0 = max(0, (height - MAX_TEST_REGION) // 2), max(0, (width - MAX_TEST_REGION) // 2)
+    region = data[y0 : y0 + MAX_TEST_REGION, x0 : x0 + MAX_TEST_REGION]
+    return np.asarray(region.compute() if hasattr(region, "compute") else region), Path(path)
 
 
 def _fixed(settings: ExportSettings, net: Any) -> FixedNormalization | None:
-    from ..io import read_image_plane
-
+    """Whole-image percentiles of the reference image (a slide is read subsampled, lazily)."""
     if settings.fixed_normalization is None:
         return None
-    image = _yxc(read_image_plane(settings.fixed_normalization))
-    if image.shape[-1] != net.in_channels:
-        raise ValueError(
-            f"{settings.fixed_normalization} has {image.shape[-1]} channel(s), the model takes "
-            f"{net.in_channels}; pass an image of the kind the model segments"
-        )
-    low, high = net.normalization.statistics(image)
-    name = Path(settings.fixed_normalization).name
-    return FixedNormalization(name, tuple(map(float, low)), tuple(map(float, high)))
+    path = Path(settings.fixed_normalization)
+    low, high = net.normalization.statistics(_open(path, net.in_channels))
+    return FixedNormalization(path.name, tuple(map(float, low)), tuple(map(float, high)))
 
 
 def _parent_id(metadata: dict[str, Any]) -> str | None:
