@@ -15,6 +15,11 @@ import numpy as np
 MAX_STAT_PIXELS = 4_000_000
 
 
+def sample_step(shape: tuple[int, int]) -> int:
+    """Stride of the statistics' sample grid: at most :data:`MAX_STAT_PIXELS` pixels."""
+    return max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / MAX_STAT_PIXELS))))
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Per-channel percentile normalization: ``(x - p_low) / (p_high - p_low)``.
@@ -43,15 +48,20 @@ class Normalization:
     def statistics(self, image: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel ``(low, high)`` of a channel-last ``YXC`` numpy or dask array.
 
-        Images larger than :data:`MAX_STAT_PIXELS` are subsampled on a regular grid, which reads
-        only a strided subset of a lazy array. NaN and inf are ignored.
+        Images larger than :data:`MAX_STAT_PIXELS` are subsampled on a regular grid of
+        :func:`sample_step` (rows and columns that are multiples of it), which reads only a
+        strided subset of a lazy array. NaN and inf are ignored.
         """
         if image.ndim != 3:
             raise ValueError(f"expected a YXC image, got shape {image.shape}")
-        step = max(1, int(np.ceil(np.sqrt(image.shape[0] * image.shape[1] / MAX_STAT_PIXELS))))
+        step = sample_step(image.shape[:2])
         sample = image[::step, ::step]
         sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample)
-        flat = sample.reshape(-1, sample.shape[-1]).astype(np.float64)
+        return self.from_sample(sample.reshape(-1, sample.shape[-1]))
+
+    def from_sample(self, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel ``(low, high)`` percentiles of an ``N×C`` sample of pixels."""
+        flat = np.asarray(sample).astype(np.float64)
         low = np.empty(flat.shape[1], np.float64)
         high = np.empty(flat.shape[1], np.float64)
         for c in range(flat.shape[1]):

@@ -25,6 +25,7 @@ from napari_sa2net.io import read_labels
 class FakeResult:
     path: Path
     n_objects: int
+    mean_area_px: float = 0.0
 
 
 def threshold_segment_job(image, *, model, device, out, overwrite, bands=4, **kwargs):
@@ -42,19 +43,25 @@ def threshold_segment_job(image, *, model, device, out, overwrite, bands=4, **kw
     labels, n = ndimage.label(np.concatenate(parts))
     writer = write_ome_zarr_labels if out.suffix == ".zarr" else write_labels_tiff
     writer(out, labels.astype(np.uint32), {"model": str(model), "source": str(image)}, overwrite)
-    return FakeResult(out, n)
+    return FakeResult(out, n, float((labels > 0).sum()) / max(n, 1))
 
 
 @pytest.fixture
 def fake_segment(monkeypatch):
     calls: list[str] = []
 
-    def job(image, **kwargs):
+    def job(image, settings):
         calls.append(str(image))
-        return threshold_segment_job(image, **kwargs)
+        return threshold_segment_job(
+            image,
+            model=settings.model,
+            device=settings.device,
+            out=settings.out,
+            overwrite=settings.overwrite,
+        )
 
     monkeypatch.setattr(batch_module, "_segment_job", lambda: job)
-    monkeypatch.setattr(batch_module, "_load_model", lambda model, device: model)
+    monkeypatch.setattr(batch_module, "_load_model", lambda settings: settings)
     return calls
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tifffile
@@ -55,3 +57,43 @@ def test_segment_bad_arguments(tmp_path, checkpoint, capsys):
     same = ["segment", str(image), "--out", str(tmp_path), "--model", str(checkpoint)]
     assert main([*same, "--overwrite"]) == 2  # would replace its own input
     assert "input" in capsys.readouterr().err and image.exists()
+
+
+def test_name_collisions_are_refused_before_any_work(tmp_path, checkpoint, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _tif(tmp_path / folder / "f0.tif", 64)
+    inputs = [str(tmp_path / "a" / "f0.tif"), str(tmp_path / "b" / "f0.tif")]
+    out = tmp_path / "o"
+    for extra in ([], ["--overwrite"]):  # --overwrite must not lose the first image's labels
+        assert main(["segment", *inputs, "--out", str(out), "--model", str(checkpoint),
+                     *extra]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert "would both be written" in err and err.count("\n") == 1
+        assert not out.exists() or not any(out.iterdir())
+
+
+def test_every_setting_has_a_flag_and_errors_name_it(tmp_path, checkpoint, capsys):
+    image = _tif(tmp_path / "cells.tif", 96)
+    base = ["segment", str(image), "--out", str(tmp_path / "o"), "--model", str(checkpoint),
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    flags = ["--interior-threshold", "0.3", "--foreground-threshold", "0.4", "--min-size", "5",
+             "--chunk", "64", "--tile", "64", "--overlap", "16", "--batch-size", "2"]  # fmt: skip
+    assert main([*base, *flags]) == 0
+    _, meta = read_labels(tmp_path / "o" / "cells.tif")
+    assert meta["thresholds"] == {
+        "interior_threshold": 0.3,
+        "foreground_threshold": 0.4,
+        "min_size": 5,
+    }
+    assert meta["tiling"]["chunks"] == [64, 64] and meta["tiling"]["batch_size"] == 2
+    capsys.readouterr()
+    for bad, says in [
+        (["--tile", "7"], "--tile 7 must be"),
+        (["--interior-threshold", "1.5"], "--interior-threshold 1.5 must lie strictly"),
+        (["--channel", "3"], "channel"),
+        (["--device", "gpu0"], "--device gpu0 is not a device"),
+    ]:
+        assert main([*base, "--overwrite", *bad]) == 2
+        err = capsys.readouterr().err
+        assert says in err and not re.search(r"[a-z_]=[^=\s]", err), err  # no Python names

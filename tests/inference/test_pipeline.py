@@ -1,19 +1,30 @@
-"""The dask path equals the numpy path: probabilities exactly, instances object for object."""
+"""The chunked path equals the whole-image path: probabilities exactly, instances id for id."""
 
 from __future__ import annotations
+
+import threading
 
 import dask.array as da
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_sa2net.inference.pipeline import instances_chunked, store_probabilities
+from napari_sa2net.inference.merger import Chunking, merge_chunk
+from napari_sa2net.inference.pipeline import Execution, predict_chunks, predict_in_memory
 from napari_sa2net.inference.postprocess import probabilities_to_instances
-from napari_sa2net.inference.predictor import Predictor
-from napari_sa2net.inference.stitching import Chunking, predict_in_memory
+from napari_sa2net.inference.predictor import Predictor, ZeroCostPredictor
 from napari_sa2net.inference.tiling import TilePlan
 
 STATS = (np.zeros(3), np.ones(3))
+
+
+def _into(target):
+    def sink(bounds, probs):
+        y0, y1, x0, x1 = bounds
+        target[:, y0:y1, x0:x1] = probs
+        return bounds
+
+    return sink
 
 
 @pytest.mark.parametrize(
@@ -26,38 +37,76 @@ STATS = (np.zeros(3), np.ones(3))
 )
 def test_dask_identity_equals_input_and_numpy(identity, shape, tile, overlap, chunk, image_chunks):
     image = np.random.default_rng(0).random((*shape, 3), dtype=np.float32)
-    predictor = Predictor(identity(3), batch_size=2, activation="none")
+    predictor = Predictor(identity(3), batch_size=2, activation="none", stats=STATS)
     plan = TilePlan(shape, tile, overlap)
     lazy = da.from_array(image, chunks=(*image_chunks, 3))
     probs = np.full((3, *shape), np.nan, np.float32)
     chunking = Chunking.regular(shape, chunk)
     stored = []
 
-    def on_chunk(bounds):  # each chunk is reported once, after its pixels are in the target
+    def on_chunk(bounds, value):  # each chunk is reported once, after its pixels are stored
         y0, y1, x0, x1 = bounds
-        assert not np.isnan(probs[:, y0:y1, x0:x1]).any()
+        assert value == bounds and not np.isnan(probs[:, y0:y1, x0:x1]).any()
         stored.append(bounds)
 
-    store_probabilities(
-        lazy, plan, chunking, predictor, STATS, 3, None, probs, in_flight=3, on_chunk=on_chunk
-    )
+    predict_chunks(lazy, plan, chunking, predictor, frozenset(), _into(probs), on_chunk=on_chunk)
     np.testing.assert_array_equal(probs, np.moveaxis(image, -1, 0))
-    rows, cols = chunking.grid
-    assert sorted(stored) == sorted(
-        chunking.bounds(i, j) for i in range(rows) for j in range(cols)
-    )
-    in_memory = predict_in_memory(image, plan, predictor, STATS, 3, None)
+    assert sorted(stored) == sorted(chunking.bounds(*ij) for ij in chunking.indices())
+    in_memory = predict_in_memory(image, plan, predictor)
     np.testing.assert_array_equal(probs, in_memory)
 
 
-def _blobs(shape, seed=0):
+def test_threaded_groups_and_writers_store_every_chunk_once():
+    rng = np.random.default_rng(1)
+    image = (ndi.gaussian_filter(rng.random((300, 260)), 3) * 1000)[..., None].astype(np.uint16)
+    stats = (np.array([0.0]), np.array([1000.0]))
+    plan = TilePlan((300, 260), 64, 16)
+    chunking = Chunking.regular((300, 260), 64)
+    expected = np.zeros((3, 300, 260), np.float32)
+    predict_chunks(image, plan, chunking, ZeroCostPredictor(3, 2, stats), frozenset(),
+                   _into(expected))  # fmt: skip
+    got = np.zeros_like(expected)
+    seen, lock = [], threading.Lock()
+
+    def sink(bounds, probs):
+        with lock:
+            seen.append(bounds)
+        return _into(got)(bounds, probs)
+
+    predictor = ZeroCostPredictor(3, 2, stats, concurrency=2)
+    predict_chunks(image, plan, chunking, predictor, frozenset(), sink, Execution(workers=2))
+    np.testing.assert_array_equal(got, expected)
+    assert sorted(seen) == sorted(chunking.bounds(*ij) for ij in chunking.indices())
+
+
+def test_a_failing_store_stops_the_run():
+    image = np.ones((200, 200, 1), np.float32)
+    plan = TilePlan((200, 200), 64, 16)
+
+    def sink(bounds, probs):
+        raise OSError(28, "No space left on device")
+
+    predictor = ZeroCostPredictor(3, 2, (np.zeros(1), np.ones(1)), concurrency=2)
+    with pytest.raises(OSError, match="No space"):
+        predict_chunks(image, plan, Chunking.regular((200, 200), 64), predictor, frozenset(),
+                       sink, Execution(workers=2))  # fmt: skip
+
+
+def test_merge_refuses_a_pixel_without_weight():
+    bad = np.stack([np.ones((2, 3)), np.zeros((2, 3))])  # weight 0
+    with pytest.raises(RuntimeError, match="covered by no tile"):
+        merge_chunk((2, 3), 1, bad)
+    good = np.stack([np.full((2, 3), 2.0), np.full((2, 3), 4.0)])
+    np.testing.assert_array_equal(merge_chunk((2, 3), 1, good), 0.5)
+
+
+def _blobs(shape, seed=0, sigma=4):
     """3-class probabilities of touching blobs: background, interior, boundary.
 
-    Smooth (no plateaus), like a network's output: on exact ties a watershed's result depends
-    on the order pixels enter its queue, which differs between a block and the whole image.
+    Smooth (no plateaus), like a network's output.
     """
     rng = np.random.default_rng(seed)
-    field = ndi.gaussian_filter(rng.random(shape), 4)
+    field = ndi.gaussian_filter(rng.random(shape), sigma)
     field = (field - field.min()) / np.ptp(field)
     interior = 1 / (1 + np.exp(-(field - 0.55) * 40))
     foreground = 1 / (1 + np.exp(-(field - 0.45) * 40))
@@ -66,45 +115,56 @@ def _blobs(shape, seed=0):
 
 
 @pytest.mark.parametrize("mode", ["instance", "binary"])
-@pytest.mark.parametrize("chunks", [(37, 53), (128, 128)])
-def test_chunked_instances_match_whole_image(tmp_path, mode, chunks, same_objects):
+@pytest.mark.parametrize("chunk", [37, 53, 128])
+def test_chunked_instances_match_whole_image(mode, chunk, same_objects):
     probs = _blobs((230, 190))
     if mode == "binary":
         probs = probs[1:2] + probs[2:3]
     expected = probabilities_to_instances(probs, mode, min_size=8)
-    lazy = da.from_array(probs, chunks=(probs.shape[0], *chunks))
-    labels, n = instances_chunked(
-        lazy,
-        mode,
-        tmp_path,
-        interior_threshold=0.5,
-        foreground_threshold=0.5,
-        min_size=8,
-        grow_depth=32,
-        scheduler="threads",
-    )
-    got = labels.compute()
+    got = probabilities_to_instances(probs, mode, min_size=8, chunk=chunk)
     assert got.dtype == np.uint32
-    assert n == expected.max() == got.max() > 3
+    assert expected.max() == got.max() > 3
     assert same_objects(got, expected)
+    np.testing.assert_array_equal(got, expected)  # the very same ids, not only the objects
 
 
-@pytest.mark.parametrize("overlap", [False, True])
-def test_writer_stores_every_chunk_and_reports_failures(overlap):
-    from napari_sa2net.inference.pipeline import _Writer
+def _large_nuclei(shape, nuclei, seed_radius=12):
+    """Probabilities of big round nuclei ``(cy, cx, radius, seed offsets)``.
 
-    target = np.zeros((1, 4, 6), np.float32)
-    core = np.stack([np.full((2, 3), 2.0), np.full((2, 3), 4.0)])  # weighted sum, weight
-    seen = []
-    with _Writer(target, 1, seen.append, overlap) as writer:
-        for bounds in [(0, 2, 0, 3), (0, 2, 3, 6), (2, 4, 0, 3), (2, 4, 3, 6)]:
-            writer.put(bounds, (core.copy(), None, None, None))
-    np.testing.assert_array_equal(target, 0.5)
-    assert len(seen) == 4
+    The background probability rises smoothly from the centre (0.5 at the rim); each seed is a
+    disc of interior at its offset from the centre; overlapping nuclei form one foreground
+    region that the seeds must split.
+    """
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    background = np.ones(shape, np.float32)
+    interior = np.zeros(shape, np.float32)
+    for cy, cx, radius, offsets in nuclei:
+        distance = np.hypot(yy - cy, xx - cx) / radius
+        background = np.minimum(background, np.clip(0.5 * distance**2, 0.0, 1.0))
+        for dy, dx in offsets:
+            inside = np.hypot(yy - cy - dy, xx - cx - dx) < seed_radius
+            interior = np.maximum(interior, 0.9 * inside)
+    interior = np.minimum(interior, 1.0 - background)
+    return np.stack([background, interior, 1.0 - background - interior]).astype(np.float32)
 
-    bad = np.stack([np.ones((2, 3)), np.zeros((2, 3))])  # weight 0: merge_chunk refuses
-    with (
-        pytest.raises(RuntimeError, match="covered by no tile"),
-        _Writer(target, 1, None, overlap) as writer,
-    ):
-        writer.put((0, 2, 0, 3), (bad, None, None, None))
+
+@pytest.mark.parametrize("chunk", [64, 96, 128, 200])
+def test_objects_larger_than_chunks_are_the_same_at_any_chunking(chunk, same_objects):
+    # A 240-px nucleus whose only seed lies 94 px from its centre, a 200-px one, two touching
+    # 200-px nuclei with a seed each (one region to split, across chunk borders and corners),
+    # and a nucleus without any seed.
+    nuclei = [
+        (130, 130, 120, [(94, 0)]),
+        (130, 390, 100, [(-60, 40)]),
+        (380, 250, 100, [(30, -40)]),
+        (380, 440, 100, [(-30, 40)]),
+        (460, 60, 40, []),
+    ]
+    probs = _large_nuclei((520, 560), nuclei)
+    whole = probabilities_to_instances(probs, "instance", min_size=8)
+    got = probabilities_to_instances(probs, "instance", min_size=8, chunk=chunk)
+    assert whole.max() == 5
+    assert same_objects(got, whole)
+    np.testing.assert_array_equal(got, whole)
+    assert whole[130, 130] == whole[130, 30] == whole[130, 235] != 0  # one 240-px object
+    assert whole[380, 250] != whole[380, 440]  # the touching pair is split

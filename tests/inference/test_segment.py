@@ -11,9 +11,9 @@ from scipy import ndimage as ndi
 from napari_sa2net._progress import run_job
 from napari_sa2net.inference import segment, segment_job
 from napari_sa2net.inference.api import labels_of
+from napari_sa2net.inference.pipeline import predict_in_memory
 from napari_sa2net.inference.postprocess import probabilities_to_instances
 from napari_sa2net.inference.predictor import Predictor
-from napari_sa2net.inference.stitching import predict_in_memory
 from napari_sa2net.inference.tiling import TilePlan, halo_of
 from napari_sa2net.model import create_model, suggested_halo
 from napari_sa2net.normalization import Normalization
@@ -52,16 +52,12 @@ def _seam_check(model, size, tile, same_objects):
     whole = _whole(model, image, stats)
     overlap = 3 * 64  # halo_of(192) = 72 >= the suggested halo
     assert halo_of(overlap) >= suggested_halo(model)
-    predictor = Predictor(model, "cpu", batch_size=2)
-    tiled = predict_in_memory(
-        image[..., None], TilePlan(image.shape, tile, overlap), predictor, stats, 3, None
-    )
+    predictor = Predictor(model, "cpu", batch_size=2, stats=stats)
+    tiled = predict_in_memory(image[..., None], TilePlan(image.shape, tile, overlap), predictor)
     deviation = float(np.abs(tiled - whole).max())
     assert deviation < 1e-3, deviation
     # The check is sensitive: without a halo the tile borders show.
-    no_halo = predict_in_memory(
-        image[..., None], TilePlan(image.shape, tile, 0), predictor, stats, 3, None
-    )
+    no_halo = predict_in_memory(image[..., None], TilePlan(image.shape, tile, 0), predictor)
     assert float(np.abs(no_halo - whole).max()) > 10 * max(deviation, 1e-6)
     thresholds = _thresholds(whole)
     expected = probabilities_to_instances(whole, "instance", **thresholds)
@@ -101,7 +97,7 @@ def test_dask_path_equals_numpy_path_and_progress(tiny, tmp_path, same_objects):
     }
     events = []
     in_memory = run_job(segment_job(image, **kwargs), events.append)
-    tiles = [e for e in events if e.stage == "tile"]
+    tiles = [e for e in events if e.stage == "tile" and e.payload is None]  # one per batch
     n_tiles = len(TilePlan((300, 300), 128, 96))
     assert len(tiles) == -(-n_tiles // 2) and tiles[-1].current == n_tiles
     assert "tiles of 128²" in events[0].message and "GiB" in events[0].message
@@ -109,6 +105,7 @@ def test_dask_path_equals_numpy_path_and_progress(tiny, tmp_path, same_objects):
     assert chunked.path == tmp_path / "x.zarr" and chunked.n_objects == in_memory.n_objects
     assert same_objects(labels_of(chunked), in_memory.labels)
     assert chunked.provenance["tiling"]["tile"] == 128
+    np.testing.assert_array_equal(labels_of(chunked), in_memory.labels)  # the very same ids
     assert [p.name for p in tmp_path.iterdir()] == ["x.zarr"]  # no scratch left
     with pytest.raises(FileExistsError):
         segment(image, out=tmp_path / "x.zarr", **kwargs)
@@ -190,7 +187,7 @@ def test_tiny_images(tiny):
     with pytest.raises(ValueError, match="1×1"):  # refused by io.open_image, clearly
         segment(np.ones((1, 1), np.uint16), model=tiny, device="cpu")
     result = segment(_image(37)[:5], model=tiny, device="cpu")  # smaller than one tile
-    assert result.labels.shape == (5, 37) and result.plan["grid"] == [1, 1]
+    assert result.labels.shape == (5, 37) and result.plan.grid == (1, 1)
 
 
 @pytest.mark.gpu
@@ -212,9 +209,7 @@ def test_cuda_bf16_matches_cpu(tiny, same_objects):
 
 
 def test_chunked_job_announces_a_preview_and_every_stored_chunk(tiny, tmp_path):
-    import zarr
-
-    from napari_sa2net.inference.runner import ProbabilityPreview, StoredChunk
+    from napari_sa2net.inference.results import BackgroundMap, ClassPreview, StoredChunk
 
     image = _image(300)
     job = segment_job(
@@ -224,34 +219,68 @@ def test_chunked_job_announces_a_preview_and_every_stored_chunk(tiny, tmp_path):
     result = run_job(job, events.append)
     payloads = [e.payload for e in events if e.payload is not None]
     assert all(e.stage == "tile" and e.level == 1 for e in events if e.payload is not None)
-    info = payloads[0]  # announced before any chunk
-    assert isinstance(info, ProbabilityPreview)
+    assert isinstance(payloads[0], BackgroundMap)  # what the scan skipped: here nothing
+    assert payloads[0].tiles_skipped == 0 and not payloads[0].skipped.any()
+    info = payloads[1]  # announced before any chunk
+    assert isinstance(info, ClassPreview)
     assert info.mode == "instance" and info.shape == info.image_shape == (300, 300)
-    chunks = payloads[1:]
+    chunks = payloads[2:]
     assert len(chunks) == 9 and all(isinstance(c, StoredChunk) for c in chunks)
     covered = np.zeros(image.shape, np.int64)
+    painted = np.zeros(image.shape, np.uint8)
     for chunk in chunks:
         assert chunk.preview is info
         y0, y1, x0, x1 = chunk.bounds
+        assert chunk.classes.shape == (y1 - y0, x1 - x0) and chunk.classes.dtype == np.uint8
         covered[y0:y1, x0:x1] += 1
+        painted[y0:y1, x0:x1] = chunk.classes
     assert (covered == 1).all()  # every pixel in exactly one announced chunk
-    assert not info.path.exists()  # scratch removed at the end
+    labels = labels_of(result)
+    np.testing.assert_array_equal(painted > 0, labels > 0)  # the preview is the final mask
+    assert set(np.unique(painted)) <= {0, 1, 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.zarr"]  # scratch removed at the end
     assert result.path == tmp_path / "x.zarr"
-    # While the job runs, each announced chunk is readable when its event arrives.
-    job = segment_job(
-        image, model=tiny, tile=128, overlap=32, device="cpu", out=tmp_path / "y.zarr", chunk=128
-    )
-    for event in job:
-        if isinstance(event.payload, StoredChunk):
-            y0, y1, x0, x1 = event.payload.bounds
-            block = zarr.open_array(str(event.payload.preview.path), mode="r")[:, y0:y1, x0:x1]
-            np.testing.assert_allclose(block.sum(axis=0), 1.0, atol=1e-4)  # softmax stored
-            break
-    job.close()
-    assert not (tmp_path / "y.zarr").exists()
 
 
 def test_in_memory_job_has_no_preview(tiny):
+    from napari_sa2net.inference.results import BackgroundMap
+
     events = []
     run_job(segment_job(_image(128), model=tiny, device="cpu"), events.append)
-    assert all(e.payload is None for e in events)
+    # Only the scan's background map; no class preview or stored chunks in memory.
+    assert all(e.payload is None or isinstance(e.payload, BackgroundMap) for e in events)
+
+
+def test_settings_are_checked_before_any_work(tiny, monkeypatch):
+    import napari_sa2net.inference.plan as plan_module
+    from napari_sa2net.inference import SettingError
+
+    monkeypatch.setattr(plan_module, "plan_run", lambda *a: pytest.fail("work started"))
+    with pytest.raises(SettingError, match=">= 16; use tile=16") as caught:
+        segment_job(_image(64), model=tiny, tile=7)  # raised when the job is made
+    assert caught.value.for_cli().startswith("--tile 7 must be")
+    with pytest.raises(SettingError, match=r"multiple of 16.*; use overlap=32"):
+        segment_job(_image(64), model=tiny, overlap=30)
+    with pytest.raises(TypeError, match="unknown segmentation setting"):
+        segment_job(_image(64), tiles=256)
+
+
+def test_processes_cluster_equals_local(tiny, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    image = _image(256, seed=4)
+    kwargs = {"model": tiny, "tile": 128, "overlap": 96, "device": "cpu", "chunk": 128,
+              "interior_threshold": 0.34, "foreground_threshold": 0.6, "min_size": 4}  # fmt: skip
+    local = segment(image, out=tmp_path / "local.zarr", **kwargs)
+    with (
+        distributed.LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = segment(image, out=tmp_path / "remote.zarr", scheduler=client, **kwargs)
+        threads = client.run(lambda: __import__("torch").get_num_threads())
+    np.testing.assert_array_equal(labels_of(remote), labels_of(local))
+    import os
+
+    share = max(1, len(os.sched_getaffinity(0)) // 2)  # two worker processes on this machine
+    assert set(threads.values()) == {share}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sa2net._progress import Progress
+from napari_sa2net.inference.batch import FileRecord
 
 pytestmark = pytest.mark.gui
 
@@ -45,16 +46,16 @@ def test_widget_lists_matching_files_and_reads_file_events(widget):
     widget.pattern.setText("well_1*; well_2*")
     widget.list_files()
     assert widget.table.names() == ["well_1.tif", "well_2.tif"]
-    widget.table.update_from(Progress("file", 0, 2, 0, "well_1.tif: segmenting"))
-    widget.table.update_from(
-        Progress("file", 1, 2, 0, "well_2.tif: done, 4 objects", {"objects": 4.0, "seconds": 1})
-    )
+    running = FileRecord("well_1.tif", "segmenting")
+    done = FileRecord("well_2.tif", "done", 4, 20.0, 1.0)
+    widget.table.update_from(Progress("file", 0, 2, 0, "anything", payload=running))
+    widget.table.update_from(Progress("file", 1, 2, 0, "text is not parsed", payload=done))
     assert widget.table.status("well_1.tif") == "running"
     assert widget.table.status("well_2.tif") == "done"
     assert widget.table.item(1, 2).text() == "4"
     args = widget.job_arguments()
     assert args["patterns"] == ["well_1*", "well_2*"] and args["resume"] is True
-    assert "tile" not in args  # auto: segment_job decides
+    assert args["settings"].tile is None  # auto: the engine decides
 
 
 def test_batch_cancel_then_resume_with_a_corrupt_file(qtbot, widget, tmp_path):

@@ -45,12 +45,13 @@ def test_job_arguments_take_a_plane_lazily(widget, tiny_checkpoint):
     widget.tile.setValue(128)
     widget.model.add_checkpoint(tiny_checkpoint)
     args = widget.job_arguments()
+    settings = args["settings"]
     assert isinstance(args["image"], da.Array) and args["image"].shape == (64, 64)
-    assert args["tile"] == 128 and args["overlap"] is None and args["out"] is None
-    assert args["model"] == tiny_checkpoint.resolve()
-    assert args["diameter"] is None
+    assert settings.tile == 128 and settings.overlap is None and settings.out is None
+    assert settings.model == tiny_checkpoint.resolve()
+    assert settings.diameter is None
     widget.diameter.setValue(18)
-    assert widget.job_arguments()["diameter"] == 18
+    assert widget.job_arguments()["settings"].diameter == 18
 
 
 def test_multiscale_dask_layer_is_passed_lazily(widget, tiny_checkpoint, tmp_path):
@@ -70,7 +71,7 @@ def test_multiscale_dask_layer_is_passed_lazily(widget, tiny_checkpoint, tmp_pat
     args = widget.job_arguments()
     assert reads == []  # choosing the layer and building the job reads no pixel
     assert args["image"].shape == (4096, 4096) and isinstance(args["image"], da.Array)
-    assert args["out"] == tmp_path / "out" / "slide_labels.zarr"
+    assert args["settings"].out == tmp_path / "out" / "slide_labels.zarr"
     assert "3 levels" in widget.info.text()
 
 
@@ -104,3 +105,50 @@ def test_cancel_stops_the_worker_and_leaves_no_output(qtbot, widget, tiny_checkp
     assert events and "big labels" not in widget.viewer.layers
     assert list(out.iterdir()) == []  # the partial store was removed
     assert "cancelled" in widget.bar.status.text()
+
+
+def test_size_boxes_hold_only_multiples_of_16(widget):
+    widget.tile.setValue(widget.tile.minimum())  # "auto"
+    widget.tile.stepBy(1)
+    assert widget.tile.value() == 64
+    widget.tile.stepBy(1)
+    assert widget.tile.value() == 128  # step 64 from 64, still a multiple of 16
+    from qtpy.QtGui import QValidator
+
+    state = widget.tile.validate("100", 3)[0]
+    assert state == QValidator.State.Intermediate  # Qt will not take 100 as it is ...
+    assert widget.tile.fixup("100") == "96"  # ... but rounds it when editing ends
+    assert widget.tile.validate("112", 3)[0] == QValidator.State.Acceptable
+    widget.overlap.stepBy(3)
+    assert widget.overlap.auto_value() % 16 == 0
+
+
+def test_every_setting_reaches_the_engine(widget, tiny_checkpoint):
+    widget.model.add_checkpoint(tiny_checkpoint)
+    form = widget.form
+    form.chunk.setValue(512)
+    form.skip_background.setChecked(False)
+    form.amp.setCurrentIndex(form.amp.findData(False))
+    form.scheduler.setText("tcp://10.0.0.1:8786")
+    form.min_size.setValue(40)
+    settings = widget.job_arguments()["settings"]
+    assert (settings.chunk, settings.skip_background, settings.amp) == (512, False, False)
+    assert settings.scheduler == "tcp://10.0.0.1:8786" and settings.min_size == 40
+
+
+def test_skipped_background_is_shown_over_the_image(make_napari_viewer):
+    from napari_sa2net._widgets._background import show_skipped
+    from napari_sa2net.inference.results import BackgroundMap
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((512, 512), np.uint16), name="im", scale=(2, 2))
+    skipped = np.ones((32, 32), bool)
+    skipped[10:20, 10:20] = False
+    info = BackgroundMap(skipped, 16, (512, 512), (512, 512), 12, 16)
+    layer = show_skipped(viewer, image, info)
+    assert layer.name == "im skipped background" and tuple(layer.scale) == (32, 32)
+    assert tuple(layer.translate) == (15, 15)  # a 16-px cell's centre, in world units
+    assert layer.data[0, 0] == 1 and layer.data[15, 15] == 0
+    none = BackgroundMap(np.zeros((32, 32), bool), 16, (512, 512), (512, 512), 0, 16)
+    assert show_skipped(viewer, image, none) is None
+    assert "im skipped background" not in viewer.layers  # a new run replaces the old layer

@@ -35,13 +35,12 @@ def widget(make_napari_viewer, crop256, tiny_checkpoint, monkeypatch):
     w.batch.setValue(1)
     w.interior.setValue(THRESHOLDS["interior_threshold"])
     w.foreground.setValue(THRESHOLDS["foreground_threshold"])
-    arguments = w.job_arguments
-    monkeypatch.setattr(w, "job_arguments", lambda: {**arguments(), "chunk": 128})
+    w.chunk.setValue(128)
     return w
 
 
 def _chunk_events(widget, on_chunk):
-    from napari_sa2net.inference.runner import StoredChunk
+    from napari_sa2net.inference.results import StoredChunk
 
     def check(event):
         if isinstance(event.payload, StoredChunk):
@@ -135,9 +134,9 @@ def test_error_after_the_preview_started_removes_it(qtbot, widget, tmp_path, mon
 
 
 def test_large_image_without_folder_previews_then_lands_in_memory(qtbot, widget, monkeypatch):
-    from napari_sa2net.inference import api
+    from napari_sa2net.inference import settings
 
-    monkeypatch.setattr(api, "IN_MEMORY_MAX_PIXELS", 200 * 200)  # 256² now counts as large
+    monkeypatch.setattr(settings, "IN_MEMORY_MAX_PIXELS", 200 * 200)  # 256² counts as large
     widget.run()
     seen = []
 
@@ -159,33 +158,32 @@ def test_small_image_without_folder_has_no_preview(qtbot, widget):
     widget.run()
     widget.worker.yielded.connect(lambda e: events.append(e.payload))
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
-    assert events and not any(events)  # the in-memory path has no chunks to show
+    from napari_sa2net.inference.results import BackgroundMap
+
+    assert events  # the in-memory path has no chunks to show, only the scan's map
+    assert all(p is None or isinstance(p, BackgroundMap) for p in events)
     assert [layer.name for layer in widget.viewer.layers] == ["nuclei", "nuclei labels"]
 
 
 def test_preview_pyramid_levels_are_strided_masks(tmp_path, monkeypatch):
     from napari_sa2net._widgets import _preview
-    from napari_sa2net.inference.runner import ProbabilityPreview
-    from napari_sa2net.io._zarr_compat import create_array
+    from napari_sa2net.inference.results import ClassPreview
 
     monkeypatch.setattr(_preview, "LEVEL_MIN_SIDE", 64)
     rng = np.random.default_rng(0)
-    probs = rng.dirichlet((1, 1, 1), size=(300, 170)).transpose(2, 0, 1).astype(np.float32)
-    stored = create_array(tmp_path / "probs", shape=probs.shape, chunks=(3, 128, 128), dtype="f4")
-    stored[...] = probs
-    info = ProbabilityPreview(tmp_path / "probs", "instance", (300, 170), (150, 85), 0.4, 0.5)
+    classes = rng.integers(0, 3, (300, 170)).astype(np.uint8)
+    info = ClassPreview("instance", (300, 170), (150, 85))
     store = _preview.PreviewStore(info, multiscale=True)
     assert store.shapes == [(300, 170), (150, 85), (75, 43), (38, 22)]
-    store.write((0, 101, 0, 77))  # odd bounds: strided rows / columns must line up
-    expected = _preview.preview_mask(probs, info)
-    assert set(np.unique(expected)) == {0, 1, 2}
+    bounds = (0, 101, 0, 77)  # odd bounds: strided rows / columns must line up
+    store.write(bounds, classes[:101, :77])
     levels = store.layer_data()
-    np.testing.assert_array_equal(levels[0][:101, :77], expected[:101, :77])
+    np.testing.assert_array_equal(levels[0][:101, :77], classes[:101, :77])
     assert not np.asarray(levels[0][101:]).any()  # unwritten chunks read as background
-    for bounds in ((101, 300, 0, 77), (0, 300, 77, 170)):
-        store.write(bounds)
+    for y0, y1, x0, x1 in ((101, 300, 0, 77), (0, 300, 77, 170)):
+        store.write((y0, y1, x0, x1), classes[y0:y1, x0:x1])
     for k, level in enumerate(store.layer_data()):
-        np.testing.assert_array_equal(level[:], expected[:: 2**k, :: 2**k])
+        np.testing.assert_array_equal(level[:], classes[:: 2**k, :: 2**k])
     store.delete()
     assert not store.folder.exists()
     # napari may still slice a layer whose store is gone (e.g. a queued redraw): zeros, no error
@@ -206,11 +204,14 @@ def test_preview_lies_over_the_image_when_rescaled():
 
 
 def test_cpu_runs_use_small_chunks(widget, tmp_path):
+    from napari_sa2net.inference.sizing import default_chunk
+
+    widget.chunk.setValue(widget.chunk.minimum())  # "auto": the engine's rule decides
     widget.output.set_path(tmp_path / "out")
-    arguments = type(widget).job_arguments(widget)  # the real one, not the fixture's patch
-    assert arguments["chunk"] == 1024  # the preview fills in every 1024² (default: 2048²)
-    widget.tile.setValue(1536)
-    assert type(widget).job_arguments(widget)["chunk"] == 1536  # never below the tile
+    assert widget.job_arguments()["settings"].chunk is None
+    # the preview fills in every 1024² on a CPU (accelerators: 2048²), never below the tile
+    assert default_chunk("cpu", 512, 128) == 1024 and default_chunk("cuda", 512, 128) == 2048
+    assert default_chunk("cpu", 1536, 128) == 1536
 
 
 @pytest.fixture

@@ -20,17 +20,8 @@ STATUS_COLOURS = {
 }
 
 
-def status_of(text: str) -> str:
-    """A file's status from the part of a batch_job message after ``"<file>: "``.
-
-    ``"segmenting"`` → running, ``"done, 12 objects"`` → done, ``"skipped (output exists)"``,
-    ``"failed: <error>"``.
-    """
-    for prefix, status in (("done", "done"), ("skip", "skipped"), ("fail", "failed"),
-                           ("cancel", "cancelled")):  # fmt: skip
-        if text.lower().startswith(prefix):
-            return status
-    return "running"
+#: How the table words a file record's status.
+SHOWN = {"segmenting": "running"}
 
 
 class FileTable(QTableWidget):
@@ -69,13 +60,6 @@ class FileTable(QTableWidget):
         """The shown status of file ``name``."""
         return self.item(self._rows[name], 1).text()
 
-    def _find(self, message: str) -> str | None:
-        """The listed file a ``"<file>: …"`` message is about, or ``None``."""
-        for name in sorted(self._rows, key=len, reverse=True):
-            if message.startswith(f"{name}: "):
-                return name
-        return None
-
     def set_status(
         self, name: str, status: str, objects: Any = None, seconds: Any = None, tip: str = ""
     ) -> None:
@@ -95,14 +79,14 @@ class FileTable(QTableWidget):
                 self.setItem(row, column, cell)
 
     def update_from(self, event: Any) -> None:
-        """Apply one level-0 batch progress event to the row of the file it names."""
-        name = self._find(event.message or "")
-        if name is None:
+        """Apply one level-0 batch event: its ``payload`` is the file's ``FileRecord``."""
+        record = getattr(event, "payload", None)
+        if record is None or not hasattr(record, "status"):
             return
-        metrics = dict(event.metrics or {})
-        status = status_of(event.message.split(f"{name}: ", 1)[-1])
+        status = SHOWN.get(record.status, record.status)
+        seconds = record.seconds if record.status != "segmenting" else None
         self.set_status(
-            name, status, metrics.get("objects"), metrics.get("seconds"), tip=event.message
+            record.file, status, record.objects, seconds, record.error or event.message
         )
 
     def update_from_result(self, result: Any) -> None:

@@ -115,16 +115,56 @@ class DevicePicker(QComboBox):
 
 
 class AutoSpinBox(QSpinBox):
-    """An integer spin box whose minimum reads "auto" (:meth:`auto_value` gives ``None``)."""
+    """An integer spin box whose minimum reads "auto" (:meth:`auto_value` gives ``None``).
+
+    With ``multiple``, a typed value that is not a multiple of it is rounded to the nearest one
+    when editing ends, so the box never holds a value the engine refuses.
+    """
 
     def __init__(
-        self, maximum: int, step: int = 1, minimum: int = 1, parent: QWidget | None = None
+        self,
+        maximum: int,
+        step: int = 1,
+        minimum: int = 1,
+        parent: QWidget | None = None,
+        multiple: int = 1,
     ) -> None:
         super().__init__(parent)
+        self.multiple = max(1, int(multiple))
         self.setRange(minimum - 1 if minimum > 0 else -1, maximum)
         self.setSingleStep(step)
         self.setSpecialValueText("auto")
         self.setValue(self.minimum())
+
+    def validate(self, text: str, pos: int):
+        from qtpy.QtGui import QValidator
+
+        state, text, pos = super().validate(text, pos)[:3]
+        if state == QValidator.State.Acceptable and self.multiple > 1:
+            value = self.valueFromText(text)
+            if value != self.minimum() and value % self.multiple:
+                state = QValidator.State.Intermediate  # fixed up when editing ends
+        return state, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        """Arrows and the wheel move between multiples only (from "auto" to the smallest)."""
+        if self.multiple == 1:
+            return super().stepBy(steps)
+        if self.value() == self.minimum():
+            target = self.minimum() + 1 if steps > 0 else self.minimum()
+        else:
+            target = self.value() + steps * self.singleStep()
+        if target > self.minimum():
+            target = -(-target // self.multiple) * self.multiple
+        self.setValue(max(self.minimum(), min(self.maximum(), target)))
+
+    def fixup(self, text: str) -> str:
+        try:
+            value = int(text.strip() or self.minimum())
+        except ValueError:
+            return super().fixup(text)
+        value = max(self.minimum() + 1, round(value / self.multiple) * self.multiple)
+        return str(min(value, self.maximum()))
 
     def auto_value(self) -> int | None:
         """The value, or ``None`` when "auto" is shown."""

@@ -1,14 +1,13 @@
 """A live preview of a running segmentation: a Labels layer that fills in chunk by chunk.
 
-The chunked inference path announces its scratch probabilities and every stored chunk as
-``Progress.payload`` (``inference.runner.ProbabilityPreview`` / ``StoredChunk``). The job's
-events pass through :meth:`LivePreview.wrap` in the worker thread, which thresholds each stored
-chunk at once (the job deletes its scratch when it ends) into a small uint8 pyramid of its own
-on disk (0 background, 1 nucleus, 2 nucleus interior in instance mode). The GUI thread shows
-that pyramid as a Labels layer read lazily by napari (only the visible region of one level),
-refreshed at most once per :data:`REFRESH_SECONDS`. The preview owns its store, so its lifetime
-does not depend on the job's clean-up order: the store is deleted only after the layer has been
-given the final labels or removed.
+The engine announces, as ``Progress.payload`` of its ``"tile"`` events, a
+``ClassPreview`` (what is coming) and then one ``StoredChunk`` per stored chunk, which carries
+that chunk's classes (0 background, 1 nucleus, 2 nucleus interior) as the job's thresholds decide.
+The job's events pass through :meth:`LivePreview.wrap` in the worker thread, which writes each
+chunk's classes into a small uint8 pyramid of its own on disk. The GUI thread shows that pyramid
+as a Labels layer read lazily by napari (only the visible region of one level), refreshed at most
+once per :data:`REFRESH_SECONDS`. The preview owns its store, so its lifetime does not depend on
+the job: the store is deleted only after the layer has been given the final labels or removed.
 """
 
 from __future__ import annotations
@@ -41,15 +40,6 @@ def level_shapes(shape: tuple[int, int], multiscale: bool) -> list[tuple[int, in
     return shapes
 
 
-def preview_mask(probs: np.ndarray, info: Any) -> np.ndarray:
-    """``K×h×w`` probabilities → ``h×w`` uint8: 0 background, 1 nucleus, 2 interior (seed)."""
-    if info.mode == "binary":
-        return (probs[-1] > info.foreground_threshold).astype(np.uint8)
-    foreground = (1.0 - probs[0]) > info.foreground_threshold
-    interior = foreground & (probs[1] > info.interior_threshold)
-    return foreground.astype(np.uint8) + interior
-
-
 def preview_transform(image_layer: Any, info: Any) -> dict[str, tuple[float, ...]]:
     """Scale and translate of the prediction grid over ``image_layer`` (rescaled runs too)."""
     base = yx_transform(image_layer)
@@ -66,23 +56,20 @@ class PreviewStore:
 
     Parameters
     ----------
-    info : inference.runner.ProbabilityPreview
-        The job's scratch probabilities (``K×H×W``) and thresholds.
+    info : inference.results.ClassPreview
+        Mode and grid of the running job.
     multiscale : bool
         Add levels strided by 2, 4, ... (``Y×X`` each) until the largest side is below
         :data:`LEVEL_MIN_SIDE`; else level 0 only.
     """
 
     def __init__(self, info: Any, multiscale: bool) -> None:
-        import zarr
-
         from ..io._zarr_compat import create_array
 
         self.info = info
         self.shapes = level_shapes(info.shape, multiscale)
         self.folder = Path(tempfile.mkdtemp(prefix="sa2net-preview-"))
         try:
-            self.probs = zarr.open_array(str(info.path), mode="r")
             self._levels = [
                 create_array(
                     self.folder / str(k),
@@ -97,14 +84,13 @@ class PreviewStore:
             self.delete()
             raise
 
-    def write(self, bounds: tuple[int, int, int, int]) -> None:
-        """Threshold the stored chunk ``(y0, y1, x0, x1)`` into every level (worker thread)."""
-        y0, y1, x0, x1 = bounds
-        mask = preview_mask(np.asarray(self.probs[:, y0:y1, x0:x1]), self.info)
+    def write(self, bounds: tuple[int, int, int, int], classes: np.ndarray) -> None:
+        """Write a chunk's classes at ``(y0, y1, x0, x1)`` into every level (worker thread)."""
+        y0, _, x0, _ = bounds
         for k, level in enumerate(self._levels):
             step = 2**k
             r0, c0 = -(-y0 // step), -(-x0 // step)
-            part = mask[r0 * step - y0 :: step, c0 * step - x0 :: step]
+            part = classes[r0 * step - y0 :: step, c0 * step - x0 :: step]
             if part.size:
                 level[r0 : r0 + part.shape[0], c0 : c0 + part.shape[1]] = part
 
@@ -180,15 +166,15 @@ class LivePreview:
             job.close()  # a cancel closes this generator: the job cleans up in this thread
 
     def _take(self, payload: Any) -> None:
-        from ..inference.runner import ProbabilityPreview, StoredChunk
+        from ..inference.results import ClassPreview, StoredChunk
 
         if self._failed:
             return
         try:
-            if isinstance(payload, ProbabilityPreview) and self.store is None:
+            if isinstance(payload, ClassPreview) and self.store is None:
                 self.store = PreviewStore(payload, self.multiscale)
             elif isinstance(payload, StoredChunk) and self.store is not None:
-                self.store.write(payload.bounds)
+                self.store.write(payload.bounds, payload.classes)
                 self.chunks += 1
         except Exception:  # a preview problem (disk full, ...) must never stop the job
             LOG.warning("SA2-Net segment: live preview disabled", exc_info=True)
@@ -196,8 +182,8 @@ class LivePreview:
 
     # -- GUI thread ------------------------------------------------------------------------
     def on_event(self, event: Any) -> None:
-        """Add the layer when the job announces its probabilities; refresh as chunks land."""
-        from ..inference.runner import StoredChunk
+        """Add the layer when the job announces its classes; refresh as chunks land."""
+        from ..inference.results import StoredChunk
 
         if self.store is None or self._failed:
             return
@@ -239,4 +225,4 @@ class LivePreview:
             self.store = None
 
 
-__all__ = ["LivePreview", "PreviewStore", "forget_cached_levels", "level_shapes", "preview_mask"]
+__all__ = ["LivePreview", "PreviewStore", "forget_cached_levels", "level_shapes"]

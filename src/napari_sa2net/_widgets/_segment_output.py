@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,6 @@ from typing import Any
 import numpy as np
 
 from ._layers import lazy_level0, yx_transform
-
-#: Results of images above this many pixels are written to disk (OME-Zarr) even when the user
-#: chose no folder: a temporary folder is used, so memory holds only the tiles on screen.
-IN_MEMORY_MAX_PIXELS = 8192 * 8192
 
 
 def describe_layer(layer: Any) -> str:
@@ -26,29 +21,23 @@ def describe_layer(layer: Any) -> str:
     return f"{shape} {data.dtype}, {kind}{levels}{planes}"
 
 
-def _safe_stem(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
-
-
 def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Path | None:
     """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
 
-    A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken); without a
-    folder, images above :data:`IN_MEMORY_MAX_PIXELS` go to a new temporary folder.
+    A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken, so no
+    earlier result is ever replaced); without a folder, images too large to return in memory
+    (:data:`~napari_sa2net.inference.settings.RETURN_MAX_PIXELS`) go to a new temporary folder.
     """
+    from ..inference import settings
+
     if folder is None:
-        if int(np.prod(shape[:2])) <= IN_MEMORY_MAX_PIXELS:
+        if int(np.prod(shape[:2])) <= settings.RETURN_MAX_PIXELS:
             return None
         folder = Path(tempfile.mkdtemp(prefix="sa2net-"))
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"output folder {folder} is a file; choose a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{_safe_stem(name)}_labels"
-    target, n = folder / f"{stem}.zarr", 1
-    while target.exists():
-        n += 1
-        target = folder / f"{stem}-{n}.zarr"
-    return target
+    return settings.label_path(folder, f"{settings.safe_stem(name)}_labels", "zarr", unique=True)
 
 
 def _result_data(result: Any) -> tuple[Any, dict[str, Any]]:

@@ -1,9 +1,10 @@
 """The "SA2-Net batch" dock widget: segment every image of a folder into an output folder.
 
 The widget holds no compute: it runs ``napari_sa2net.inference.batch.batch_job`` through the
-runner and shows each file's status (queued, running, done, skipped, failed) in a table as the
-job's progress events arrive. Resume skips files already finished; a bad file is reported and
-skipped; the summary CSV's location is shown at the end.
+runner, with the same settings form as the segment widget (:mod:`._settings_form`), and
+shows each file's status (queued, running, done, skipped, failed) in a table from the typed
+file records the job's progress events carry. Resume skips files already finished; a bad file
+is reported and skipped; the summary CSV's location is shown at the end.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QProgressBar, QVBoxLayout, QWidget
 
 from ._batch_table import FileTable
-from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
+from ._controls import AutoSpinBox, PathEdit
 from ._form import RunBar, form_group, note
 from ._job_panel import JobPanel
+from ._settings_form import SettingsForm
 
 
 class BatchWidget(JobPanel, QWidget):
@@ -34,9 +36,9 @@ class BatchWidget(JobPanel, QWidget):
         self.format.addItem("auto (OME-Zarr above 4096², else TIFF)", "auto")
         self.format.addItem("TIFF labels (.tif)", "tif")
         self.format.addItem("OME-Zarr labels (.zarr)", "zarr")
-        self.model = ModelPicker()
-        self.device = DevicePicker()
-        self.tile = AutoSpinBox(8192, step=64, minimum=64)
+        self.form = SettingsForm()
+        self.model, self.device, self.tile = self.form.model, self.form.device, self.form.tile
+        self.channel = AutoSpinBox(64, minimum=0)
         self.resume = QCheckBox("resume: skip files already finished")
         self.resume.setChecked(True)
         self.table = FileTable()
@@ -64,13 +66,13 @@ class BatchWidget(JobPanel, QWidget):
             ("Output", self.output, "One label image per input, plus sa2net-summary.csv."),
             ("Format", self.format, "TIFF for small images, OME-Zarr for large ones."),
         ]))  # fmt: skip
-        layout.addWidget(form_group("Model", [
-            ("Model", self.model, ""),
-            ("Device", self.device, ""),
-            ("Tile", self.tile, "Tile side in pixels; 'auto' fits the device memory."),
+        layout.addWidget(form_group("Run", [
+            ("Channel", self.channel, "Channel the model sees in multi-channel files; 'auto': "
+             "the file's only channel (RGB for a 3-channel model)."),
             ("", self.resume, "Files whose output exists are skipped; a file interrupted "
              "mid-way is redone from scratch."),
         ]))  # fmt: skip
+        layout.addWidget(self.form)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.overall)
         layout.addWidget(self.current)
@@ -95,26 +97,19 @@ class BatchWidget(JobPanel, QWidget):
         self.summary.setText(f"{len(files)} files match")
 
     def job_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``batch_job`` from the current choices."""
+        """Arguments of ``batch_job`` from the current choices (settings validated now)."""
         folder, out = self.input.path(), self.output.path()
         if folder is None or out is None:
             raise ValueError("choose an input folder and an output folder")
-        model = self.model.model()
-        if model is None:
-            raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
-        arguments = {
+        return {
             "input_dir": folder,
             "output_dir": out,
+            "settings": self.form.settings(channel=self.channel.auto_value()),
             "patterns": self.patterns(),
             "recursive": self.recursive.isChecked(),
             "output_format": self.format.currentData(),
-            "model": model,
-            "device": self.device.device(),
             "resume": self.resume.isChecked(),
         }
-        if self.tile.auto_value() is not None:  # passed on to segment_job
-            arguments["tile"] = self.tile.auto_value()
-        return arguments
 
     def run(self) -> None:
         """Start the batch in a worker thread."""

@@ -1,8 +1,11 @@
 """The "SA2-Net segment" dock widget: pick an image layer and a model, run tiled inference.
 
-The widget holds no compute: it collects the choices, builds
-``napari_sa2net.inference.segment_job(...)`` and hands it to :func:`._runner.start_job`. On the
-engine's chunked path (images above 4096², or any image written to a folder) a Labels layer
+The widget holds no compute: it collects the choices into validated ``SegmentSettings`` (the
+same form the batch widget uses, :mod:`._settings_form`), builds
+``napari_sa2net.inference.segment_job(image, settings)`` and hands it to
+:func:`._runner.start_job`. What the scan skipped as empty background appears as a translucent
+layer (:mod:`._background`). On the engine's disk path (images above 4096², or any image
+written to a folder) a Labels layer
 "<image> labels (preview)" appears over the image as soon as prediction starts and fills in
 chunk by chunk (:mod:`._preview`); at the end it takes the final instance labels (in place
 when both are pyramids, as written results read lazily are, or both one level; else the final
@@ -18,16 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from ._controls import AutoSpinBox, DevicePicker, ModelPicker, PathEdit
+from ._background import show_skipped
+from ._controls import PathEdit
 from ._form import RunBar, form_group, note
 from ._job_panel import JobPanel
 from ._layers import LayerCombo, current_plane, layer_channels
 from ._preview import LivePreview
 from ._segment_output import describe_layer, output_target, replace_preview, result_name
-
-OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
+from ._settings_form import SettingsForm
 
 
 class SegmentWidget(JobPanel, QWidget):
@@ -41,21 +44,22 @@ class SegmentWidget(JobPanel, QWidget):
         self.worker: Any = None
         self._started = 0.0
         self._preview: LivePreview | None = None
+        self._layer: Any = None  # the layer being segmented
         self.image = LayerCombo(napari_viewer, Image)
         self.channel = QComboBox()
         self.info = note("")
-        self.model = ModelPicker()
-        self.device = DevicePicker()
-        self.tile = AutoSpinBox(8192, step=64, minimum=64)
-        self.overlap = AutoSpinBox(1024, step=16, minimum=0)
-        self.batch = AutoSpinBox(256)
-        self.estimate = note("Tile, overlap and batch are chosen from the free memory.")
-        self.interior = _threshold(0.5)
-        self.foreground = _threshold(0.5)
-        self.min_size = AutoSpinBox(100_000, step=8, minimum=0)
-        self.min_size.setSuffix(" px")
-        self.diameter = AutoSpinBox(400, step=1, minimum=4)
-        self.diameter.setSuffix(" px")
+        self.form = SettingsForm()
+        form = self.form  # its controls, under the names the widget has always had
+        self.model, self.device, self.tile, self.overlap = (
+            form.model,
+            form.device,
+            form.tile,
+            form.overlap,
+        )
+        self.batch, self.chunk, self.estimate = form.batch, form.chunk, form.estimate
+        self.interior, self.foreground = form.interior, form.foreground
+        self.min_size, self.diameter = form.min_size, form.diameter
+        self.skip_background = form.skip_background
         self.output = PathEdit("folder", "in memory; a temporary folder for huge images")
         self.bar = RunBar("Run")
         self._build()
@@ -72,24 +76,7 @@ class SegmentWidget(JobPanel, QWidget):
             ("Channel", self.channel, "Which channel(s) the model sees."),
             ("", self.info, ""),
         ]))  # fmt: skip
-        layout.addWidget(form_group("Model", [
-            ("Model", self.model, ""),
-            ("Device", self.device, ""),
-        ]))  # fmt: skip
-        layout.addWidget(form_group("Tiling", [
-            ("Tile", self.tile, "Tile side in pixels; 'auto' fits the device memory."),
-            ("Overlap", self.overlap, OVERLAP_TIP),
-            ("Batch", self.batch, "Tiles per forward pass; 'auto' fits the device memory."),
-            ("", self.estimate, ""),
-        ]))  # fmt: skip
-        layout.addWidget(form_group("Objects", [
-            ("Seed threshold", self.interior, "Interior probability that starts an object."),
-            ("Foreground", self.foreground, "Probability above which a pixel is nucleus."),
-            ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto' uses the "
-             "model's default."),
-            ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image is "
-             "rescaled to the size the model was trained on. 'auto': no rescaling."),
-        ]))  # fmt: skip
+        layout.addWidget(self.form)
         layout.addWidget(form_group("Output", [
             ("Folder", self.output, "Large results are written here as OME-Zarr and opened "
              "lazily; leave empty to keep small results in memory."),
@@ -116,40 +103,14 @@ class SegmentWidget(JobPanel, QWidget):
         self.bar.run.setEnabled(self.worker is None)
 
     def job_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``segment_job`` from the current choices."""
+        """``{"image": the current plane (lazy), "settings": SegmentSettings}`` for the job."""
         layer = self.image.layer()
         if layer is None:
             raise ValueError("no image layer: open an image first")
         image, _ = current_plane(layer, self.viewer)
-        model = self.model.model()
-        if model is None:
-            raise ValueError("no model: pick a bundled model or browse to a checkpoint (.pt)")
         out = output_target(self.output.path(), layer.name, image.shape)
-        return {
-            "image": image,
-            "model": model,
-            "channel": self.channel.currentData(),
-            "device": self.device.device(),
-            "tile": self.tile.auto_value(),
-            "overlap": self.overlap.auto_value(),
-            "batch_size": self.batch.auto_value(),
-            "interior_threshold": self.interior.value(),
-            "foreground_threshold": self.foreground.value(),
-            "min_size": self.min_size.auto_value(),
-            "diameter": self.diameter.auto_value(),
-            "out": out,
-            "chunk": self._preview_chunk(),
-        }
-
-    def _preview_chunk(self) -> int | None:
-        """The engine's CPU chunk for the chosen tile and overlap (small: the preview fills in
-        every 1024²); ``None`` on accelerators, which keep the engine's larger chunks."""
-        from ..inference.sizing import default_chunk
-        from ..model import resolve_device
-
-        if resolve_device(self.device.device()).type != "cpu":
-            return None
-        return default_chunk("cpu", self.tile.auto_value() or 0, self.overlap.auto_value() or 0)
+        settings = self.form.settings(channel=self.channel.currentData(), out=out)
+        return {"image": image, "settings": settings}
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""
@@ -158,13 +119,13 @@ class SegmentWidget(JobPanel, QWidget):
         arguments = self.job_arguments_or_error("SA2-Net segment")
         if arguments is None:
             return
-        layer = self.image.layer()
+        layer = self._layer = self.image.layer()
         # A pyramid from 1024² on, so each refresh reads only what is on screen (a 6144² single
         # level was read whole: ~0.1-1 s per refresh on the GUI thread). A written result is a
         # pyramid too and goes into the same layer; in-memory labels (one level) replace it.
         name = f"{result_name(layer)} (preview)"
         self._preview = LivePreview(self.viewer, layer, name, multiscale=True)
-        job = self._preview.wrap(segment_job(**arguments))
+        job = self._preview.wrap(segment_job(arguments["image"], arguments["settings"]))
         self.launch(job, "SA2-Net segment", lambda r: self._done(r, layer))
 
     def cancel(self) -> None:
@@ -172,6 +133,10 @@ class SegmentWidget(JobPanel, QWidget):
         self.request_stop()
 
     def _progress(self, event: Any) -> None:
+        from ..inference.results import BackgroundMap
+
+        if isinstance(event.payload, BackgroundMap) and self._layer in self.viewer.layers:
+            show_skipped(self.viewer, self._layer, event.payload)
         if self._preview is not None:
             self._preview.on_event(event)
         if event.message and event.level == 0:
@@ -203,15 +168,6 @@ class SegmentWidget(JobPanel, QWidget):
             self._preview.close(remove_layer=True)
             self._preview = None
         super()._job_finished()
-
-
-def _threshold(value: float) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(0.01, 0.99)
-    box.setSingleStep(0.05)
-    box.setDecimals(2)
-    box.setValue(value)
-    return box
 
 
 __all__ = ["SegmentWidget"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._sizing_args import add_object_size_arguments, object_size_kwargs
+from ._settings_args import add_settings_arguments, flag_errors, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,16 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="label TIFF, OME-Zarr pyramid, or auto (OME-Zarr above 4096² pixels)",
     )
-    parser.add_argument("--model", help="checkpoint file or bundled model name (default: bundled)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--channel", type=int, nargs="+", help="channel index(es) to segment")
-    parser.add_argument("--tile", type=int, help="tile size in pixels (default: automatic)")
     parser.add_argument("--overwrite", action="store_true", help="redo and replace outputs")
     parser.add_argument(
         "--no-resume", dest="resume", action="store_false", help="do not skip finished files"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_object_size_arguments(parser)
+    add_settings_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -50,25 +46,19 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.batch import DEFAULT_PATTERNS, batch_job
     from ._bar import drive
 
-    extra = {}
-    if args.channel is not None:
-        extra["channel"] = args.channel[0] if len(args.channel) == 1 else args.channel
-    if args.tile is not None:
-        extra["tile"] = args.tile
-    extra.update(object_size_kwargs(args))
-    job = batch_job(
-        args.input_dir,
-        args.out,
-        patterns=args.pattern or DEFAULT_PATTERNS,
-        recursive=args.recursive,
-        output_format=args.format,
-        model=args.model,
-        device=args.device,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        **extra,
-    )
-    result = drive(job, quiet=args.quiet)
+    settings = settings_from_args(args)
+    with flag_errors():
+        job = batch_job(
+            args.input_dir,
+            args.out,
+            settings,
+            patterns=args.pattern or DEFAULT_PATTERNS,
+            recursive=args.recursive,
+            output_format=args.format,
+            resume=args.resume,
+            overwrite=args.overwrite,
+        )
+        result = drive(job, quiet=args.quiet)
     for record in result.files:
         if record.status == "failed":
             print(f"failed: {record.file}: {record.error}")

@@ -12,7 +12,9 @@ from .._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "segment_job": "api",
     "segment": "api",
-    "SegmentResult": "api",
+    "SegmentResult": "results",
+    "SegmentSettings": "settings",
+    "SettingError": "settings",
     "TilePlan": "tiling",
     "Predictor": "predictor",
     "probabilities_to_instances": "postprocess",

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import Job, Progress
+from .settings import FORMATS, SegmentSettings, check_collisions, label_path, output_format
 
 __all__ = ["SUMMARY_NAME", "BatchResult", "FileRecord", "batch_job", "find_images"]
 
-#: ``output_format="auto"`` writes OME-Zarr above this many pixels, a label TIFF below.
-AUTO_ZARR_ABOVE = 4096 * 4096
-FORMATS = ("auto", "tif", "zarr")
 DEFAULT_PATTERNS = ("*.tif", "*.tiff")
 SUMMARY_NAME = "sa2net-summary.csv"
 
@@ -30,7 +28,7 @@ class FileRecord:
     """One row of the summary: ``file`` is relative to the input folder."""
 
     file: str
-    status: str  # "done", "skipped" (output existed), "failed", "cancelled"
+    status: str  # "segmenting", "done", "skipped" (output existed), "failed", "cancelled"
     objects: int | None = None
     mean_area_px: float | None = None
     seconds: float = 0.0
@@ -52,11 +50,10 @@ def find_images(
 
 
 def output_path(root: Path, path: Path, output_dir: Path, fmt: str) -> Path:
-    """``output_dir/<folder of path relative to root>/<stem>.<fmt>``."""
+    """``output_dir/<folder of path relative to root>/<stem>.<fmt>`` (see ``label_path``)."""
     from ..io.source import stem_of
 
-    relative = path.relative_to(root).parent
-    return output_dir / relative / f"{stem_of(path)}.{fmt}"
+    return label_path(output_dir / path.relative_to(root).parent, stem_of(path), fmt)
 
 
 def write_summary(path: Path, records: Sequence[FileRecord]) -> None:
@@ -108,10 +105,8 @@ class _Batch:
     root: Path
     output_dir: Path
     output_format: str
-    model: Any
-    device: Any
     overwrite: bool
-    segment_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    settings: SegmentSettings
 
 
 def _check_arguments(input_dir: Path, output_dir: Path, output_format: str) -> None:
@@ -123,28 +118,11 @@ def _check_arguments(input_dir: Path, output_dir: Path, output_format: str) -> N
         raise ValueError(f"output {output_dir} is a file; pass a folder for --out")
 
 
-def _load_model(model: Any, device: Any) -> Any:
-    """Load the model once for the whole batch (a wrong name or file fails before any image).
+def _load_model(settings: SegmentSettings) -> SegmentSettings:
+    """The model loaded once for the whole batch (a wrong name fails before any image)."""
+    from .plan import preload
 
-    The loaded model keeps the name and hash ``segment_job`` would record for the name or path,
-    so the provenance of every output is the same as for a single ``sa2net segment``.
-    """
-    from ..model import DEFAULT_MODEL, resolve_device
-    from .sizing import resolve_model
-
-    net, info = resolve_model(DEFAULT_MODEL if model is None else model, resolve_device(device))
-    net.metadata.update({key: value for key, value in info.items() if value is not None})
-    return net
-
-
-def _mean_area(path: Path, objects: int) -> float:
-    """Mean object area in pixels, counted chunk by chunk from the written labels."""
-    from ..io import read_labels
-
-    if not objects:
-        return 0.0
-    labels, _ = read_labels(path)
-    return float((labels > 0).sum().compute()) / objects
+    return preload(settings)
 
 
 def _segment_job() -> Any:
@@ -157,12 +135,7 @@ def _segment_job() -> Any:
 def _segment(path: Path, target: Path, batch: _Batch) -> Job[Any]:
     """Run ``segment_job`` on one file into ``target``, forwarding its events at level 1."""
     inner = _segment_job()(
-        str(path),
-        model=batch.model,
-        device=batch.device,
-        out=target,
-        overwrite=batch.overwrite,
-        **batch.segment_kwargs,
+        str(path), batch.settings.replace(out=target, overwrite=batch.overwrite)
     )
     try:
         while True:
@@ -183,12 +156,13 @@ def _process(path: Path, name: str, batch: _Batch) -> Job[FileRecord]:
     try:
         fmt = batch.output_format
         if fmt == "auto":
-            height, width, _ = open_image(path, channel=batch.segment_kwargs.get("channel")).shape
-            fmt = "zarr" if height * width > AUTO_ZARR_ABOVE else "tif"
+            channel = batch.settings.channel
+            height, width, _ = open_image(path, channel=channel).shape
+            fmt = output_format(height * width, fmt)
         target = output_path(batch.root, path, batch.output_dir, fmt)
         result = yield from _segment(path, target, batch)
         objects = int(result.n_objects)
-        mean_area = _mean_area(target, objects)
+        mean_area = float(result.mean_area_px)
     except Exception as err:  # a bad file is recorded and skipped, never fatal
         seconds = time.perf_counter() - started
         return FileRecord(name, "failed", None, None, seconds, f"{type(err).__name__}: {err}")
@@ -205,15 +179,18 @@ def _existing_output(path: Path, batch: _Batch) -> Path | None:
 
 
 def _file_event(index: int, total: int, record: FileRecord) -> Progress:
+    """A level-0 ``"file"`` event; its ``payload`` is the file's :class:`FileRecord`."""
     text = {
+        "segmenting": "segmenting",
         "done": f"done, {record.objects} objects",
         "skipped": "skipped (output exists)",
         "failed": f"failed: {record.error}",
+        "cancelled": "cancelled",
     }[record.status]
     metrics = {"seconds": record.seconds}
     if record.objects is not None:
         metrics["objects"] = float(record.objects)
-    return Progress("file", index, total, 0, f"{record.file}: {text}", metrics)
+    return Progress("file", index, total, 0, f"{record.file}: {text}", metrics, payload=record)
 
 
 def _prepare(
@@ -237,21 +214,9 @@ def _prepare(
     if not files:
         where = f"{input_dir}{' or its subfolders' if recursive else ''}"
         raise ValueError(f"no files match {patterns!r} in {where}; check --pattern")
-    _check_collisions(files, input_dir, output_dir)
+    # a.tif and a.tiff would share an output: refused before any work
+    check_collisions((p, output_path(input_dir, p, output_dir, "tif")) for p in files)
     return files
-
-
-def _check_collisions(files: list[Path], root: Path, output_dir: Path) -> None:
-    """Refuse inputs that would share an output (``a.tif`` and ``a.tiff``)."""
-    claimed: dict[Path, Path] = {}
-    for path in files:
-        stem = output_path(root, path, output_dir, "tif").with_suffix("")
-        if stem in claimed:
-            raise ValueError(
-                f"{claimed[stem].name} and {path.name} would both be written to {stem}.*; "
-                "rename one of them or narrow --pattern"
-            )
-        claimed[stem] = path
 
 
 def _skip_record(name: str, target: Path, previous: Mapping[str, FileRecord]) -> FileRecord:
@@ -263,17 +228,19 @@ def _skip_record(name: str, target: Path, previous: Mapping[str, FileRecord]) ->
 def batch_job(
     input_dir: str | Path,
     output_dir: str | Path,
+    settings: SegmentSettings | None = None,
     *,
     patterns: str | Sequence[str] = DEFAULT_PATTERNS,
     recursive: bool = False,
     output_format: str = "auto",
-    model: Any = None,
-    device: Any = "auto",
     resume: bool = True,
     overwrite: bool = False,
-    **segment_kwargs: Any,
+    **setting_kwargs: Any,
 ) -> Job[BatchResult]:
     """Segment every matching image of a folder, yielding progress per file and per tile.
+
+    The arguments are checked (folders, patterns, name collisions, every setting) when the job
+    is created, before any model loads or file is read.
 
     Parameters
     ----------
@@ -281,29 +248,28 @@ def batch_job(
         Folder of images; folder for ``<stem>.tif`` / ``<stem>.zarr`` labels (subfolders
         mirrored when ``recursive``) and ``sa2net-summary.csv`` (columns ``file, status,
         objects, mean_area_px, seconds, error``), rewritten atomically after every file.
+    settings : SegmentSettings, optional
+        How every file is segmented (model, device, tile, thresholds, ...); the model is
+        loaded once. Or give the fields as keywords (they override ``settings``); ``out`` and
+        ``overwrite`` are set per file.
     patterns : str or sequence of str
         Glob patterns of the inputs, default ``*.tif`` and ``*.tiff``.
     recursive : bool
         Also search subfolders.
     output_format : {"auto", "tif", "zarr"}
-        ``auto``: OME-Zarr above 4096² pixels, label TIFF otherwise.
-    model : str, Path or SA2Net, optional
-        Bundled model name, checkpoint or model; loaded once. Default: the bundled default.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ... passed on to ``segment_job``.
+        ``auto``: OME-Zarr above 4096² pixels, label TIFF otherwise
+        (:func:`.settings.output_format`).
     resume : bool
         Skip files whose output exists (their earlier figures are kept in the summary).
     overwrite : bool
         Redo and replace existing outputs.
-    **segment_kwargs
-        Passed to :func:`napari_sa2net.inference.segment_job` (tile, thresholds, channel, ...).
 
     Yields
     ------
     Progress
-        ``stage="file"``, level 0, message ``"<file>: segmenting" | ": done, N objects" |
-        ": skipped (output exists)" | ": failed: <error>"``, metrics ``objects``, ``seconds``;
-        the events of ``segment_job`` one level deeper.
+        ``stage="file"``, level 0, whose ``payload`` is the file's :class:`FileRecord` (status
+        ``"segmenting"``, then ``"done"``, ``"skipped"`` or ``"failed"``), with metrics
+        ``objects``, ``seconds``; the events of ``segment_job`` one level deeper.
 
     Returns
     -------
@@ -312,9 +278,11 @@ def batch_job(
         never stop the batch; closing the generator stops after the current tile batch and
         leaves no partial output (the file is redone by the next run).
     """
+    settings = settings or SegmentSettings()
+    settings = settings.replace(**setting_kwargs) if setting_kwargs else settings
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     files = _prepare(input_dir, output_dir, patterns, recursive, output_format)
-    batch = _Batch(input_dir, output_dir, output_format, model, device, overwrite, segment_kwargs)
+    batch = _Batch(input_dir, output_dir, output_format, overwrite, settings)
     existing = {path: _existing_output(path, batch) for path in files}
     if not resume and not overwrite and any(existing.values()):
         found = sum(t is not None for t in existing.values())
@@ -322,21 +290,19 @@ def batch_job(
             f"{found} output(s) already exist in {output_dir}; pass overwrite=True "
             "(--overwrite) to replace them or resume=True (drop --no-resume) to skip them"
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    summary = output_dir / SUMMARY_NAME
-    return (yield from _run(files, batch, existing, resume, summary))
+    return _run(files, batch, existing, resume)
 
 
-def _run(
-    files: list[Path], batch: _Batch, existing: dict, resume: bool, summary: Path
-) -> Job[BatchResult]:
+def _run(files: list[Path], batch: _Batch, existing: dict, resume: bool) -> Job[BatchResult]:
     from ..io.atomic import remove_stale_partials
 
+    batch.output_dir.mkdir(parents=True, exist_ok=True)
+    summary = batch.output_dir / SUMMARY_NAME
     for folder in {output_path(batch.root, p, batch.output_dir, "tif").parent for p in files}:
         if folder.is_dir():
             remove_stale_partials(folder)
     previous = read_summary(summary) if resume else {}
-    batch.model = _load_model(batch.model, batch.device)
+    batch.settings = _load_model(batch.settings)
     records: list[FileRecord] = []
     total = len(files)
     for index, path in enumerate(files):
@@ -344,7 +310,7 @@ def _run(
         if resume and not batch.overwrite and existing[path] is not None:
             record = _skip_record(name, existing[path], previous)
         else:
-            yield Progress("file", index, total, 0, f"{name}: segmenting")
+            yield _file_event(index, total, FileRecord(name, "segmenting"))
             try:
                 record = yield from _process(path, name, batch)
             except BaseException:  # cancelled (generator closed) or interrupted

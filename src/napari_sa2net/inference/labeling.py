@@ -1,158 +1,88 @@
-"""Connected components of a chunked mask with globally unique ids, in bounded memory.
+"""Connected components with globally unique ids, joined from per-chunk labels in bounded memory.
 
-dask-image's ``ndmeasure.label`` keeps every labelled block in memory until the cross-block
-mapping is known, which does not fit a whole slide. Here the blocks are labelled one by one into
-a scratch zarr array, the label pairs that touch across block faces (8-connectivity) are read
-back from one-pixel lines, merged with a sparse connected-components pass, and the resulting
-lookup table is applied lazily block by block. Only the lookup table (one entry per local object)
-is held whole.
+Each chunk is labelled on its own (:func:`.maps.label_components`: local ids in raster order,
+sizes, boxes, first pixels, the ids along its edges). :func:`join` then finds the local ids that
+touch across chunk faces (8-connectivity, from the edge lines alone, no map is read again),
+merges them with a sparse connected-components pass and numbers the global components in the
+raster order of their first pixel, so the ids do not depend on the chunking at all: the same
+image cut into other chunks gives the same ids as one whole-image ``scipy.ndimage.label``. Only
+per-component tables (a few integers each) are held whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
-EIGHT = np.ones((3, 3), bool)
-
-
-def _label_block(block: np.ndarray, path: str, y: int, x: int) -> np.ndarray:
-    """Label one mask block into the scratch array; returns its per-id pixel counts."""
-    import zarr
-
-    labels, _ = ndi.label(np.asarray(block), structure=EIGHT)
-    labels = labels.astype(np.uint32)
-    zarr.open_array(path, mode="r+")[y : y + labels.shape[0], x : x + labels.shape[1]] = labels
-    return np.bincount(labels.ravel())[1:].astype(np.int64)
+from .maps import Components, label_components
+from .merger import Chunking
 
 
 @dataclass
-class GlobalLabels:
-    """Labels of a chunked mask: scratch block labels + per-block offsets + a lookup table.
+class GlobalIds:
+    """Global ids of per-chunk labels: ``lut[offsets[i, j] + local]`` (``0`` = none).
 
-    ``lut[offset_of_block + local_id]`` is the global id (``0`` = dropped / background).
+    ``sizes``, ``boxes`` (``y0, y1, x0, x1``) and ``keys`` (flat index of the first pixel) are
+    indexed by global id; index 0 is unused.
     """
 
-    path: str
-    chunks: tuple[tuple[int, ...], tuple[int, ...]]
-    offsets: np.ndarray  # (rows, cols) int64
-    lut: np.ndarray  # uint32, length total + 1
-    sizes: np.ndarray  # int64 pixel count per global id, index 0 unused
+    chunking: Chunking
+    offsets: np.ndarray
+    lut: np.ndarray
+    sizes: np.ndarray
+    boxes: np.ndarray
+    keys: np.ndarray
 
     @property
     def count(self) -> int:
         return int(self.sizes.size - 1)
 
-    def drop_small(self, min_size: int) -> GlobalLabels:
-        """Remove objects with fewer than ``min_size`` pixels and renumber 1..N (order kept)."""
+    def chunk_lut(self, i: int, j: int, n: int) -> np.ndarray:
+        """Lookup local id -> global id for chunk ``(i, j)`` with ``n`` local ids (0 -> 0)."""
+        start = int(self.offsets[i, j])
+        return np.concatenate([[0], self.lut[start + 1 : start + n + 1]]).astype(np.uint32)
+
+    def of_block(self, block: np.ndarray, i: int, j: int) -> np.ndarray:
+        """Global ids of a chunk's local label block."""
+        start = int(self.offsets[i, j])
+        ids = block.astype(np.int64)
+        return np.where(ids > 0, self.lut[(ids + start) * (ids > 0)], 0).astype(np.uint32)
+
+    def window(self, local: Any, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Global ids of ``[y0:y1, x0:x1]`` of a local-label array (numpy or zarr)."""
+        block = np.asarray(local[y0:y1, x0:x1]).astype(np.int64)
+        ys, xs = np.asarray(self.chunking.ys), np.asarray(self.chunking.xs)
+        rows = np.searchsorted(ys, np.arange(y0, y1), side="right") - 1
+        cols = np.searchsorted(xs, np.arange(x0, x1), side="right") - 1
+        ids = block + self.offsets[rows[:, None], cols[None, :]]
+        return np.where(block > 0, self.lut[ids * (block > 0)], 0).astype(np.uint32)
+
+    def drop_small(self, min_size: int) -> GlobalIds:
+        """Remove components with fewer than ``min_size`` pixels; renumber 1..N in order."""
         keep = self.sizes >= max(1, min_size)
         keep[0] = False
         renumber = np.zeros(self.sizes.size, np.uint32)
         renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-        sizes = np.concatenate([[0], self.sizes[keep]])
-        return GlobalLabels(self.path, self.chunks, self.offsets, renumber[self.lut], sizes)
-
-    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Global uint32 labels of ``[y0:y1, x0:x1]``, read straight from the scratch array.
-
-        Reads only the blocks the window touches; no dask graph, so windows that overlap
-        share nothing in memory.
-        """
-        import zarr
-
-        local = np.asarray(zarr.open_array(self.path, mode="r")[y0:y1, x0:x1])
-        ys, xs = np.cumsum((0, *self.chunks[0])), np.cumsum((0, *self.chunks[1]))
-        rows = np.searchsorted(ys, np.arange(y0, y1), side="right") - 1
-        cols = np.searchsorted(xs, np.arange(x0, x1), side="right") - 1
-        ids = local.astype(np.int64) + self.offsets[rows[:, None], cols[None, :]]
-        return np.where(local > 0, self.lut[ids * (local > 0)], 0).astype(np.uint32)
-
-    def to_dask(self) -> Any:
-        """Lazy uint32 ``Y×X`` global labels, chunked like the mask."""
-        import dask
-        import dask.array as da
-
-        local = da.from_zarr(self.path, chunks=self.chunks)
-        lut = dask.delayed(self.lut, pure=True)
-        offsets = self.offsets
-        meta = np.empty((0, 0), np.uint32)
-        return local.map_blocks(_apply_lut, lut, offsets, dtype=np.uint32, meta=meta)
+        index = np.concatenate([[0], np.flatnonzero(keep)])
+        return GlobalIds(
+            self.chunking,
+            self.offsets,
+            renumber[self.lut],
+            self.sizes[index],
+            self.boxes[index],
+            self.keys[index],
+        )
 
 
-def _apply_lut(block: np.ndarray, lut: np.ndarray, offsets: np.ndarray, block_info=None):
-    i, j = block_info[0]["chunk-location"]
-    return np.where(block > 0, lut[block.astype(np.int64) + offsets[i, j]], 0).astype(np.uint32)
+def _line(parts: list[Components], side: int) -> np.ndarray:
+    return np.concatenate([p.edges[side] for p in parts])
 
 
-def label_mask(mask: Any, scratch: Path, name: str, scheduler: Any = None) -> GlobalLabels:
-    """Globally labelled connected components (8-connectivity) of a chunked ``Y×X`` mask.
-
-    Parameters
-    ----------
-    mask : dask.array.Array
-        Boolean ``Y×X`` mask with regular chunks (the last ones may be smaller).
-    scratch : Path
-        Folder for the scratch zarr array ``name`` (visible to every dask worker).
-    scheduler : optional
-        Passed to ``dask.compute`` (``None`` = the current default).
-    """
-    import dask
-    import zarr
-
-    from ..io._zarr_compat import create_array
-
-    path = str(Path(scratch) / name)
-    chunks = tuple(tuple(int(c) for c in axis) for axis in mask.chunks)
-    create_array(
-        path,
-        shape=mask.shape,
-        chunks=(chunks[0][0], chunks[1][0]),
-        dtype=np.uint32,
-        fill_value=0,
-        overwrite=True,
-    )
-    ys, xs = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
-    blocks = mask.to_delayed()
-    tasks = [
-        dask.delayed(_label_block)(blocks[i, j], path, int(ys[i]), int(xs[j]))
-        for i in range(len(ys) - 1)
-        for j in range(len(xs) - 1)
-    ]
-    local_sizes = dask.compute(*tasks, scheduler=scheduler)
-    counts = np.array([s.size for s in local_sizes], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).reshape(len(ys) - 1, len(xs) - 1)
-    total = int(counts.sum())
-    pairs = _face_pairs(zarr.open_array(path, mode="r"), ys, xs, offsets)
-    lut = _components(pairs, total)
-    flat_sizes = np.concatenate([np.zeros(1, np.int64), *local_sizes])
-    sizes = np.bincount(lut, weights=flat_sizes, minlength=int(lut.max(initial=0)) + 1)
-    return GlobalLabels(path, chunks, offsets, lut, sizes.astype(np.int64))
-
-
-def _offset_line(line: np.ndarray, bounds: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Add each block's offset to a line of local ids crossing blocks at ``bounds``."""
-    per_pixel = np.repeat(offsets, np.diff(bounds))
+def _offset_line(line: np.ndarray, lengths: list[int], offsets: list[int]) -> np.ndarray:
+    per_pixel = np.repeat(np.asarray(offsets, np.int64), lengths)
     return np.where(line > 0, line.astype(np.int64) + per_pixel, 0)
-
-
-def _face_pairs(local: Any, ys: np.ndarray, xs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` pairs of global-local ids that touch across block faces (8-connectivity)."""
-    found = [np.zeros((0, 2), np.int64)]
-    for i in range(1, len(ys) - 1):
-        y = int(ys[i])
-        above = _offset_line(local[y - 1, :], xs, offsets[i - 1])
-        below = _offset_line(local[y, :], xs, offsets[i])
-        found.append(_touching(above, below))
-    for j in range(1, len(xs) - 1):
-        x = int(xs[j])
-        left = _offset_line(local[:, x - 1], ys, offsets[:, j - 1])
-        right = _offset_line(local[:, x], ys, offsets[:, j])
-        found.append(_touching(left, right))
-    return np.concatenate(found)
 
 
 def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -166,8 +96,27 @@ def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(out), axis=0)
 
 
+def _face_pairs(grid: list[list[Components]], offsets: np.ndarray, chunking: Chunking):
+    """``(n, 2)`` offset local ids that touch across chunk faces (8-connectivity)."""
+    rows, cols = chunking.grid
+    widths = np.diff(chunking.xs).tolist()
+    heights = np.diff(chunking.ys).tolist()
+    found = [np.zeros((0, 2), np.int64)]
+    for i in range(1, rows):
+        above = _offset_line(_line(grid[i - 1], 1), widths, offsets[i - 1].tolist())
+        below = _offset_line(_line(grid[i], 0), widths, offsets[i].tolist())
+        found.append(_touching(above, below))
+    for j in range(1, cols):
+        left_parts = [grid[i][j - 1] for i in range(rows)]
+        right_parts = [grid[i][j] for i in range(rows)]
+        left = _offset_line(_line(left_parts, 3), heights, offsets[:, j - 1].tolist())
+        right = _offset_line(_line(right_parts, 2), heights, offsets[:, j].tolist())
+        found.append(_touching(left, right))
+    return np.concatenate(found)
+
+
 def _components(pairs: np.ndarray, total: int) -> np.ndarray:
-    """Lookup table local id (with offset, 1-based) -> global id 1..N in first-seen order."""
+    """Component index (0 = background) of every offset local id ``0..total``."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -176,12 +125,63 @@ def _components(pairs: np.ndarray, total: int) -> np.ndarray:
         (np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
     ).tocsr()
     _, component = connected_components(graph, directed=False)
-    # Renumber components 1..N in order of their smallest member (node 0 is the background).
-    first = np.full(component.max() + 1, n, np.int64)
-    np.minimum.at(first, component, np.arange(n))
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    lut = (rank[component] - rank[component[0]]).astype(np.int64)
+    return component
+
+
+def join(chunking: Chunking, parts: dict[tuple[int, int], Components], width: int) -> GlobalIds:
+    """Global components from the per-chunk components of every chunk of ``chunking``."""
+    rows, cols = chunking.grid
+    grid = [[parts[(i, j)] for j in range(cols)] for i in range(rows)]
+    counts = np.array([[grid[i][j].count for j in range(cols)] for i in range(rows)], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())[:-1]]).reshape(rows, cols)
+    total = int(counts.sum())
+    component = _components(_face_pairs(grid, offsets, chunking), total)
+    flat = [grid[i][j] for i in range(rows) for j in range(cols)]
+    keys = np.concatenate([[-1], *(p.keys for p in flat)]).astype(np.int64)
+    sizes = np.concatenate([[0], *(p.sizes for p in flat)]).astype(np.int64)
+    boxes = np.concatenate([np.zeros((1, 4), np.int64), *(p.boxes for p in flat)])
+    n_comp = int(component.max(initial=0)) + 1
+    first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, component[1:], keys[1:])
+    first[component[0]] = -1  # the background's component sorts first and becomes id 0
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(n_comp, np.int64)
+    rank[order] = np.arange(n_comp)
+    lut = rank[component].astype(np.uint32)
     lut[0] = 0
-    return lut.astype(np.uint32)
+    n = n_comp - 1
+    out_sizes = np.bincount(lut, weights=sizes, minlength=n + 1).astype(np.int64)
+    out_boxes = np.zeros((n + 1, 4), np.int64)
+    out_boxes[:, [0, 2]] = np.iinfo(np.int64).max
+    np.minimum.at(out_boxes[:, 0], lut[1:], boxes[1:, 0])
+    np.maximum.at(out_boxes[:, 1], lut[1:], boxes[1:, 1])
+    np.minimum.at(out_boxes[:, 2], lut[1:], boxes[1:, 2])
+    np.maximum.at(out_boxes[:, 3], lut[1:], boxes[1:, 3])
+    out_boxes[0] = 0
+    out_keys = np.zeros(n + 1, np.int64)
+    out_keys[1:] = first[order[1:]]
+    return GlobalIds(chunking, offsets, lut, out_sizes, out_boxes, out_keys)
+
+
+def label_mask(mask: Any, chunking: Chunking | None = None) -> tuple[np.ndarray, GlobalIds]:
+    """Whole-image uint32 labels (8-connectivity) of a ``Y×X`` mask, labelled chunk by chunk.
+
+    The labels equal ``scipy.ndimage.label``'s (same ids), whatever the chunking; a numpy or
+    dask mask, cut by ``chunking`` (default: the dask chunks, or one chunk).
+    """
+    if chunking is None:
+        chunks = getattr(mask, "chunks", None) or ((mask.shape[0],), (mask.shape[1],))
+        chunking = Chunking(tuple(np.cumsum((0, *chunks[0])).tolist()),
+                            tuple(np.cumsum((0, *chunks[1])).tolist()))  # fmt: skip
+    local = np.zeros(mask.shape, np.uint32)
+    parts = {}
+    for i, j in chunking.indices():
+        y0, y1, x0, x1 = chunking.bounds(i, j)
+        block = np.asarray(mask[y0:y1, x0:x1])
+        local[y0:y1, x0:x1], parts[(i, j)] = label_components(block, y0, x0, mask.shape[1])
+    ids = join(chunking, parts, mask.shape[1])
+    out = np.zeros(mask.shape, np.uint32)
+    for i, j in chunking.indices():
+        y0, y1, x0, x1 = chunking.bounds(i, j)
+        out[y0:y1, x0:x1] = ids.of_block(local[y0:y1, x0:x1], i, j)
+    return out, ids

@@ -1,27 +1,30 @@
-"""Probability maps to instance labels.
+"""Probability maps to instance labels: interior seeds grown into the foreground.
 
-Instance mode reads a 3-class map (background / interior / boundary, see
-:func:`napari_sa2net.engine.data.labels_to_classes` for how the targets are made): connected
-components of the confident interior are the seeds, and a watershed on the background probability
-grows each seed through the foreground (interior + boundary), so a boundary pixel joins the seed it
-is geodesically nearest to. Foreground blobs that hold no seed (objects so small that all of them
-is boundary) become objects of their own. Binary mode labels connected components of the
-foreground.
+Instance mode (3 maps: background, interior, boundary): a pixel is foreground where
+``1 - p_background > foreground_threshold``; foreground pixels with ``p_interior >
+interior_threshold`` are seeds; 8-connected seeds smaller than ``min_size // 4`` are noise inside
+an object and dropped; the others are grown into their foreground component by a watershed on the
+background probability (quantized to 1/65535, as the out-of-core maps store it); foreground that
+no seed reaches is an object of its own; objects under ``min_size`` pixels are removed. Binary
+mode: the foreground's 8-connected components. Ids are ``1..N`` in raster order of the objects'
+components (a split component's objects in the raster order of their seeds).
+
+One implementation serves a whole array here and a slide out of core (:mod:`.maps`,
+:mod:`.instances`): the whole array is simply one chunk, so both give the same labels.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
-#: Objects (and seeds) smaller than this many pixels are dropped by default.
+#: Objects (and, divided by 4, seeds) smaller than this many pixels are dropped by default.
 DEFAULT_MIN_SIZE = 16
-
-_EIGHT = np.ones((3, 3), bool)
 
 
 def _check_probs(probs: np.ndarray, mode: str) -> np.ndarray:
     probs = np.asarray(probs)
+    if mode not in ("instance", "binary"):
+        raise ValueError(f"mode must be 'instance' or 'binary', got {mode!r}")
     if probs.ndim != 3:
         raise ValueError(f"expected a K×H×W probability map, got shape {probs.shape}")
     k = probs.shape[0]
@@ -32,28 +35,7 @@ def _check_probs(probs: np.ndarray, mode: str) -> np.ndarray:
         )
     if mode == "binary" and k not in (1, 2):
         raise ValueError(f"binary mode needs 1 (or 2) maps, got {k}: use mode='instance'")
-    if mode not in ("instance", "binary"):
-        raise ValueError(f"mode must be 'instance' or 'binary', got {mode!r}")
     return probs
-
-
-def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    if min_size <= 1 or labels.max(initial=0) == 0:
-        return labels
-    sizes = np.bincount(labels.ravel())
-    small = sizes < min_size
-    small[0] = False
-    if small.any():
-        labels = np.where(small[labels], 0, labels)
-    return labels
-
-
-def _relabel_sequential(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels)
-    ids = ids[ids != 0]
-    lut = np.zeros(int(labels.max(initial=0)) + 1, np.uint32)
-    lut[ids] = np.arange(1, ids.size + 1, dtype=np.uint32)
-    return lut[labels]
 
 
 def probabilities_to_instances(
@@ -63,15 +45,15 @@ def probabilities_to_instances(
     interior_threshold: float = 0.5,
     foreground_threshold: float = 0.5,
     min_size: int = DEFAULT_MIN_SIZE,
+    chunk: int | None = None,
 ) -> np.ndarray:
-    """Turn a probability map into instance labels.
+    """Turn a ``K×H×W`` probability map (softmax / sigmoid applied) into instance labels.
 
     Parameters
     ----------
     probs : np.ndarray
-        ``K×H×W`` probabilities (softmax / sigmoid already applied). Instance mode: K = 3
-        (background, interior, boundary). Binary mode: K = 1 (foreground) or 2 (background,
-        foreground).
+        Instance mode: K = 3 (background, interior, boundary). Binary mode: K = 1
+        (foreground) or 2 (background, foreground).
     mode : {"instance", "binary"}
         How to read ``probs``.
     interior_threshold : float
@@ -79,48 +61,31 @@ def probabilities_to_instances(
     foreground_threshold : float
         Foreground probability (``1 - background``) above which a pixel belongs to an object.
     min_size : int
-        Objects with fewer pixels are removed (also seeds, so noise does not split objects).
+        Objects with fewer pixels are removed (and seeds with fewer than a quarter of it).
+    chunk : int, optional
+        Work in chunks of this edge (the labels are the same; memory is lower). Default: one.
 
     Returns
     -------
     np.ndarray
         ``H×W`` uint32 labels, 0 = background, ids 1..N.
     """
+    import dask
+
+    from .instances import instances
+    from .maps import ArrayRef, MapSink, Scratch, Thresholds
+    from .merger import Chunking
+
     probs = _check_probs(probs, mode)
-    if mode == "binary":
-        foreground = probs[-1] > foreground_threshold
-        labels, _ = ndi.label(foreground, structure=_EIGHT)
-        return _relabel_sequential(_remove_small(labels, min_size))
-    return _grow_seeds(probs, interior_threshold, foreground_threshold, min_size)
-
-
-def grow_seeds(
-    seeds: np.ndarray, background: np.ndarray, foreground_threshold: float
-) -> np.ndarray:
-    """Grow labelled ``YX`` seeds into the foreground by a watershed on the background probability.
-
-    Shared by the in-memory path and the chunked pipeline, so both give the same objects.
-    Pixels of the foreground no seed reaches stay 0.
-    """
-    from skimage.segmentation import watershed
-
-    foreground = (1.0 - background) > foreground_threshold
-    grown = watershed(background, markers=seeds.astype(np.int64), mask=foreground, connectivity=2)
-    return grown.astype(np.uint32)
-
-
-def _grow_seeds(
-    probs: np.ndarray, interior_threshold: float, foreground_threshold: float, min_size: int
-) -> np.ndarray:
-    background = probs[0].astype(np.float32, copy=False)
-    foreground = (1.0 - background) > foreground_threshold
-    interior = (probs[1] > interior_threshold) & foreground
-    seeds, _ = ndi.label(interior, structure=_EIGHT)
-    # Small seeds are noise inside an object; dropping them keeps the object whole.
-    seeds = _remove_small(seeds, max(1, min_size // 4))
-    labels = grow_seeds(seeds, background, foreground_threshold).astype(seeds.dtype)
-    orphans, n_orphans = ndi.label(foreground & (labels == 0), structure=_EIGHT)
-    if n_orphans:
-        offset = int(labels.max(initial=0))
-        labels = np.where(orphans > 0, orphans + offset, labels)
-    return _relabel_sequential(_remove_small(labels, min_size))
+    shape = probs.shape[1:]
+    chunking = Chunking.regular(shape, chunk or max(shape))
+    sink = MapSink(
+        Scratch(shape, chunking.chunk, None),
+        Thresholds(mode, interior_threshold, foreground_threshold, int(min_size)),
+    )
+    for ij in chunking.indices():
+        y0, y1, x0, x1 = bounds = chunking.bounds(*ij)
+        sink.put(bounds, probs[:, y0:y1, x0:x1])
+    target = ArrayRef(np.zeros(shape, np.uint32))
+    instances(chunking, sink, target, lambda _, tasks: dask.compute(*tasks, scheduler="sync"))
+    return target.open()

@@ -1,9 +1,17 @@
-"""Predict: a batch of normalized ``YXC`` tiles in, class probabilities ``K×h×w`` out (torch).
+"""Predict: a batch of raw ``YXC`` tiles in, class probabilities ``N×K×H×W`` out.
 
-The predictor owns the device side of tiled inference: ``torch.inference_mode``, autocast (bf16,
-or fp16 where bf16 is unsupported) on CUDA, pinned host memory with non-blocking copies, and one
-lock so that many reader threads (dask tasks) can prepare tiles while a single batch computes.
-Probabilities are returned on the host as float32: the compute device is not the output device.
+A predictor owns everything on the model's side of tiled inference: the model and its device,
+autocast, the normalization statistics of the slide and the class count. The tiler and the
+merger only hand it raw tiles and blend what it returns, so a predictor can be replaced alone:
+
+- :class:`Predictor` runs a torch model (``torch.inference_mode``; bf16 / fp16 autocast on
+  CUDA; pinned host memory and non-blocking copies; one lock, so reader threads prepare tiles
+  while a single batch computes),
+- :class:`ZeroCostPredictor` derives probabilities from the normalized intensity with a few
+  array operations (benchmarks of the host pipeline, tests).
+
+Both implement :class:`TilePredictor`. Probabilities come back on the host as float32 unless a
+caller asks to keep them on the device (the compute device is not the output device).
 """
 
 from __future__ import annotations
@@ -11,13 +19,31 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .._progress import Cancelled
+from ..normalization import Normalization
+
+Stats = tuple[np.ndarray, np.ndarray]
+
+
+class TilePredictor(Protocol):
+    """What the pipeline needs from a predictor."""
+
+    num_classes: int
+    batch_size: int
+    #: Groups of tiles the pipeline may run at once (1: one device, or a CPU that torch fills).
+    concurrency: int
+    cancel_event: threading.Event
+    on_batch: Callable[[int], Any] | None
+
+    @property
+    def device_type(self) -> str: ...
+
+    def predict(self, tiles: Sequence[np.ndarray], shape: tuple[int, int], to_host: bool = True):
+        """``N×K×H×W`` probabilities of raw ``YXC`` tiles padded to ``shape``."""
 
 
 def pad_tiles(tiles: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
@@ -38,8 +64,52 @@ def pad_tiles(tiles: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray
     return batch
 
 
-class Predictor:
-    """Map batches of normalized tiles to probabilities with one model on one device.
+class _Base:
+    """Normalization, cancel, progress callback and a cheap dask token, shared by predictors."""
+
+    def __init__(self, num_classes: int, batch_size: int, stats: Stats | None) -> None:
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be >= 1; use batch_size=1")
+        self.num_classes = int(num_classes)
+        self.batch_size = int(batch_size)
+        self.stats = stats
+        self.cancel_event = threading.Event()
+        self.on_batch: Callable[[int], Any] | None = None
+        self._token = uuid.uuid4().hex  # survives pickling: one identity per predictor
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        # Without this, dask hashes a task argument by pickling it: the whole model, copied
+        # off the GPU, once per chunk (it cost ~1 s per chunk for sa2net-paper on an H100).
+        return (type(self).__name__, self._token)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks and events do not pickle; a worker process gets fresh ones.
+        state = self.__dict__.copy()
+        state.update(_lock=None, cancel_event=None, on_batch=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self.cancel_event = threading.Event()
+
+    def prepare(self, tiles: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+        """Normalize (with the slide's statistics) and pad raw tiles into an ``N×C×H×W`` batch."""
+        if self.stats is not None:
+            tiles = [Normalization.apply(t, *self.stats) for t in tiles]
+        return pad_tiles(tiles, shape)
+
+    def _check(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled("inference was cancelled")
+
+    def _done(self, n: int) -> None:
+        if self.on_batch is not None:
+            self.on_batch(n)
+
+
+class Predictor(_Base):
+    """Map batches of tiles to probabilities with one torch model on one device.
 
     Parameters
     ----------
@@ -54,58 +124,58 @@ class Predictor:
     activation : {"auto", "none"}
         ``"auto"``: softmax over K for K > 1, sigmoid for K = 1. ``"none"``: logits as they are
         (tests use it with an identity model).
+    stats : tuple of np.ndarray, optional
+        Per-channel normalization ``(low, high)`` of the slide; ``None`` feeds tiles as they are.
     """
+
+    concurrency = 1
 
     def __init__(
         self,
-        model: torch.nn.Module,
-        device: torch.device | str = "cpu",
+        model: Any,
+        device: Any = "cpu",
         amp: bool | None = None,
         batch_size: int = 4,
         activation: str = "auto",
+        stats: Stats | None = None,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be >= 1; use batch_size=1")
+        import torch
+
         if activation not in ("auto", "none"):
             raise ValueError(f"activation must be 'auto' or 'none', got {activation!r}")
+        classes = getattr(model, "num_classes", None) or 1
+        super().__init__(classes, batch_size, stats)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.amp = (self.device.type == "cuda") if amp is None else bool(amp)
-        self.batch_size = int(batch_size)
         self.activation = activation
         self._lock = threading.Lock()
-        self.cancel_event = threading.Event()
-        self.on_batch: Callable[[int], Any] | None = None
-        self._token = uuid.uuid4().hex  # survives pickling: one identity per predictor
-
-    def __dask_tokenize__(self) -> tuple[str, str]:
-        # Without this, dask hashes a task argument by pickling it: the whole model, copied
-        # off the GPU, once per chunk (it cost ~1 s per chunk for sa2net-paper on an H100).
-        return ("napari_sa2net.Predictor", self._token)
 
     @property
-    def amp_dtype(self) -> torch.dtype | None:
+    def device_type(self) -> str:
+        return self.device.type
+
+    @property
+    def amp_dtype(self) -> Any:
+        import torch
+
         if not self.amp or self.device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Locks and events do not pickle; a worker process gets fresh ones.
-        state = self.__dict__.copy()
-        state.update(_lock=None, cancel_event=None, on_batch=None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self.cancel_event = threading.Event()
-
-    def to_device(self, batch: np.ndarray) -> torch.Tensor:
+    def to_device(self, batch: np.ndarray) -> Any:
         """Host ``N×C×H×W`` float32 batch to the device (pinned, non-blocking on CUDA)."""
+        import torch
+
         tensor = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
+
+    def predict(self, tiles: Sequence[np.ndarray], shape: tuple[int, int], to_host: bool = True):
+        """Probabilities ``N×K×H×W`` of raw ``YXC`` tiles (normalized and padded here)."""
+        self._check()
+        return self.predict_batch(self.prepare(tiles, shape), to_host)
 
     def predict_batch(self, batch: np.ndarray, to_host: bool = True) -> Any:
         """Probabilities ``N×K×H×W`` float32 of a normalized ``N×C×H×W`` batch.
@@ -113,8 +183,9 @@ class Predictor:
         A numpy array on the host, or with ``to_host=False`` a tensor left on the device: the
         computation is then only queued (asynchronous on CUDA) and the caller keeps working.
         """
-        if self.cancel_event.is_set():
-            raise Cancelled("inference was cancelled")
+        import torch
+
+        self._check()
         with self._lock, torch.inference_mode():
             x = self.to_device(batch)
             dtype = self.amp_dtype
@@ -125,13 +196,50 @@ class Predictor:
                 logits = self.model(x)
             probs = self._activate(logits.float())
             out = probs.cpu().numpy() if to_host else probs
-        if self.on_batch is not None:
-            self.on_batch(len(batch))
+        self._done(len(batch))
         return out
 
-    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+    def _activate(self, logits: Any) -> Any:
+        import torch
+
         if self.activation == "none":
             return logits
         if logits.shape[1] == 1:
             return torch.sigmoid(logits)
-        return F.softmax(logits, dim=1)
+        return torch.softmax(logits, dim=1)
+
+
+class ZeroCostPredictor(_Base):
+    """Probabilities from the normalized intensity alone: no network, a few array operations.
+
+    Bright pixels are foreground (a ramp from 0.2 to 0.5 of the normalized range), brighter ones
+    interior (0.35 to 0.65), so nuclei on a dark background come out as objects with seeds and
+    the post-processing downstream does its full work. Runs on the host in any number of threads
+    at once (``concurrency``); used to measure what the host pipeline costs without a model.
+    """
+
+    device_type = "host"
+
+    def __init__(
+        self,
+        num_classes: int = 3,
+        batch_size: int = 4,
+        stats: Stats | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        if num_classes not in (1, 3):
+            raise ValueError(f"num_classes={num_classes} must be 1 (binary) or 3 (instance)")
+        super().__init__(num_classes, batch_size, stats)
+        self.concurrency = max(1, int(concurrency))
+
+    def predict(self, tiles: Sequence[np.ndarray], shape: tuple[int, int], to_host: bool = True):
+        self._check()
+        x = self.prepare(tiles, shape).mean(axis=1)
+        foreground = np.clip((x - 0.2) / 0.3, 0.0, 1.0)
+        if self.num_classes == 1:
+            out = foreground[:, None]
+        else:
+            interior = np.clip((x - 0.35) / 0.3, 0.0, 1.0) * foreground
+            out = np.stack([1.0 - foreground, interior, foreground - interior], axis=1)
+        self._done(len(tiles))
+        return out.astype(np.float32, copy=False)

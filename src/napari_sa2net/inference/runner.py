@@ -1,220 +1,285 @@
-"""The work of one segmentation run, executed in a background thread by :mod:`.api`.
+"""Execute a :class:`.plan.RunPlan`: scan → predict → instances → write, in a worker thread.
 
-The work reports through ``events`` (a queue the generator in :mod:`.api` drains): ``("stage",
-name)``, and on the chunked path ``("preview", ProbabilityPreview)`` once the scratch
-probabilities exist, then ``("chunk", StoredChunk)`` after each stored chunk, so a viewer can
-show where nuclei were found while the slide is still being predicted.
+:func:`run_plan` is a job generator: the work runs in one background thread and reports
+:class:`~napari_sa2net._progress.Progress` events through a queue that the generator yields
+from, so the caller (CLI bar, napari worker) never blocks on the work. Closing the generator
+(a cancel) or an interrupt (Ctrl-C) stops the work at its next batch of tiles or tasks, waits for
+the thread to end, deletes the scratch and leaves no output behind. Events, all at level 1:
+
+- ``"scan"`` (chunks read), then one ``"tile"`` event whose ``payload`` is a
+  :class:`.results.BackgroundMap` (when background skipping is on);
+- ``"tile"`` after every batch (counting the tiles that are predicted); on the disk path the
+  first carries a :class:`.results.ClassPreview` and then one per stored chunk a
+  :class:`.results.StoredChunk` with the chunk's classes;
+- ``"grow"`` / ``"label"`` (chunks of the instance stage), ``"write"``.
 """
 
 from __future__ import annotations
 
 import queue
-from dataclasses import dataclass
+import shutil
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from .postprocess import probabilities_to_instances
-from .rescale import restore_labels
-from .stitching import describe, predict_in_memory
+from .._progress import Cancelled, Job, Progress
+from .instances import instances
+from .maps import ArrayRef, MapSink, Scratch
+from .pipeline import predict_chunks
+from .plan import RunPlan
+from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary
+from .scan import Scan, scan
+
+#: Tasks of the instance stage computed between two progress events (and cancel checks).
+TASK_BATCH = 8
 
 
-@dataclass(frozen=True)
-class ProbabilityPreview:
-    """Where a running chunked segmentation stores its probabilities (a ``Progress.payload``).
+class Reporter:
+    """Posts progress to the job's queue and stops the work when the job is cancelled."""
 
-    Attributes
-    ----------
-    path : Path
-        A zarr array ``K×H×W`` float32 of class probabilities on the prediction grid (instance
-        mode: 0 background, 1 interior, 2 boundary; binary mode: one foreground class). Chunks
-        not yet predicted read as 0. It is scratch: deleted when the job ends, so read each
-        chunk when its :class:`StoredChunk` event arrives and never after the job has ended.
-    mode : str
-        ``"instance"`` or ``"binary"``.
-    shape : tuple of int
-        ``(H, W)`` of the prediction grid.
-    image_shape : tuple of int
-        ``(Y, X)`` of the input image; differs from ``shape`` when the image was rescaled
-        (grid pixel ``i`` lies at image pixel ``i * Y / H + (Y / H - 1) / 2``).
-    interior_threshold, foreground_threshold : float
-        The job's thresholds, for a preview that looks like the final labels.
-    """
+    def __init__(self, events: queue.Queue, cancel: threading.Event) -> None:
+        self.events, self.cancel = events, cancel
+        self.tiles_done, self.tiles_total = 0, 0
 
-    path: Path
-    mode: str
-    shape: tuple[int, int]
-    image_shape: tuple[int, int]
-    interior_threshold: float
-    foreground_threshold: float
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("segmentation was cancelled")
 
+    def post(self, stage: str, current: int, total: int | None, message: str = "", payload=None):
+        self.events.put(Progress(stage, current, total, 1, message, payload=payload))
 
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk of :attr:`preview` has been written (a ``Progress.payload``).
+    def on_batch(self, n: int) -> None:
+        self.tiles_done += n
+        self.post("tile", min(self.tiles_done, self.tiles_total), self.tiles_total, "predicting")
 
-    ``bounds`` is ``(y0, y1, x0, x1)`` on the prediction grid, end exclusive.
-    """
+    def payload(self, value: Any) -> None:
+        """A ``"tile"`` event like the others (bars see no new stage) carrying ``value``."""
+        done = min(self.tiles_done, self.tiles_total)
+        self.post("tile", done, self.tiles_total, "predicting", payload=value)
 
-    bounds: tuple[int, int, int, int]
-    preview: ProbabilityPreview
+    def run_tasks(self, execution: Any):
+        def run(stage: str, tasks: list[Any]) -> list[Any]:
+            results: list[Any] = []
+            step = max(TASK_BATCH, 2 * execution.workers)
+            for start in range(0, len(tasks), step):
+                self.check()
+                results.extend(execution.compute(tasks[start : start + step]))
+                self.post(stage, len(results), len(tasks), stage)
+            return results
+
+        return run
 
 
-def work(run: Any, scratch: Path, events: queue.Queue, outcome: dict[str, Any]) -> None:
-    """Predict, post-process and write; results or the error go into ``outcome``."""
+def run_plan(plan: RunPlan) -> Job[SegmentResult]:
+    """Run ``plan`` in a worker thread, yielding its progress; see the module docstring."""
+    started = time.perf_counter()
+    yield Progress("segment", 0, 1, 0, plan.message())
+    events: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+    scratch = _scratch_folder(plan)
+    thread = threading.Thread(
+        target=_work, args=(plan, scratch, Reporter(events, cancel), outcome), daemon=True
+    )
+    thread.start()
     try:
-        client = _client(run.args["scheduler"])
-        labels, n = (
-            _labels_chunked(run, scratch, events, client)
-            if run.chunked
-            else (_labels_in_memory(run))
-        )
-        if run.original is not None:
-            labels = restore_labels(labels, run.original.shape[:2])
-        provenance = _provenance(run, n)
-        path = None
-        if run.out is not None:
-            events.put(("stage", "write"))
-            path = _write(run, labels, provenance)
-            outcome["written"] = True
-        result_labels = path if path is not None else np.asarray(labels)
-        from .api import SegmentResult
+        while thread.is_alive() or not events.empty():
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            yield event
+    except BaseException:  # closed (cancel), Ctrl-C, or the consumer failed: stop, then clean
+        cancel.set()
+        raise
+    finally:
+        if thread.is_alive():
+            cancel.set()
+        thread.join()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if plan.execution.owned:
+            plan.execution.client.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    result.seconds = time.perf_counter() - started
+    result.provenance["seconds"] = round(result.seconds, 3)
+    return result
 
-        outcome["result"] = SegmentResult(
-            result_labels,
-            path,
-            n,
-            0.0,
-            str(run.predictor.device),
-            describe(run.plan, run.chunking),
-            provenance,
-        )
+
+def _scratch_folder(plan: RunPlan) -> Path | None:
+    """A hidden folder next to the output (named like a partial, so a killed run's is found)."""
+    if plan.storage == "memory":
+        return None
+    from ..io.atomic import new_partial
+
+    parent = plan.out.parent if plan.out is not None else Path(tempfile.gettempdir())
+    folder = new_partial(parent / "sa2net-scratch")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _work(plan: RunPlan, scratch: Path | None, report: Reporter, outcome: dict) -> None:
+    try:
+        outcome["result"] = _segment(plan, scratch, report)
     except BaseException as err:  # handed to the generator, which re-raises it
         outcome["error"] = err
-    finally:
-        events.put(("end", None))
 
 
-def _client(scheduler: Any) -> Any:
-    if scheduler is None or scheduler in ("threads", "sync", "synchronous"):
-        return scheduler or "threads"
-    if isinstance(scheduler, str):
-        from distributed import Client
+def _scan(plan: RunPlan, report: Reporter) -> Scan:
+    def progress(done: int, total: int) -> None:
+        report.check()
+        report.post("scan", done, total, "reading the image")
 
-        return Client(scheduler)
-    return scheduler
-
-
-def _kwargs(run: Any) -> dict[str, Any]:
-    from .postprocess import DEFAULT_MIN_SIZE
-
-    min_size = run.args["min_size"]
-    return {
-        "interior_threshold": run.args["interior_threshold"],
-        "foreground_threshold": run.args["foreground_threshold"],
-        "min_size": DEFAULT_MIN_SIZE if min_size is None else int(min_size),
-    }
+    scheduler = plan.execution.client or ("threads" if plan.execution.workers > 1 else "sync")
+    return scan(plan.source.data, plan.tiles, plan.net.normalization,
+                plan.settings.skip_background, scheduler, progress)  # fmt: skip
 
 
-def _labels_in_memory(run: Any) -> tuple[np.ndarray, int]:
-    image = np.asarray(run.source.data)
-    probs = predict_in_memory(
-        image, run.plan, run.predictor, run.stats, run.net.num_classes, run.flat_range
+def _predictor(plan: RunPlan, found: Scan, report: Reporter) -> Any:
+    from .predictor import Predictor
+
+    predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
+    predictor.cancel_event = report.cancel
+    predictor.on_batch = report.on_batch
+    client = plan.execution.client
+    if client is None:
+        return predictor
+    from .workers import share_cores
+
+    share_cores(client)
+    return client.scatter(predictor, broadcast=True, hash=False)  # the model travels once
+
+
+def _segment(plan: RunPlan, folder: Path | None, report: Reporter) -> SegmentResult:
+    found = _scan(plan, report)
+    report.tiles_total = len(plan.tiles) - len(found.skip)
+    if found.covered is not None:
+        report.payload(BackgroundMap(~found.covered, found.cell, plan.shape, plan.image_shape,
+                                     len(found.skip), len(plan.tiles)))  # fmt: skip
+    predictor = _predictor(plan, found, report)
+    scratch = Scratch(plan.shape, plan.chunking.chunk, folder)
+    sink = MapSink(scratch, plan.thresholds)
+    on_chunk = None
+    if scratch.on_disk:
+        preview = ClassPreview(plan.thresholds.mode, plan.shape, plan.image_shape)
+        report.payload(preview)
+
+        def on_chunk(bounds: tuple[int, ...], classes: np.ndarray) -> None:
+            report.payload(StoredChunk(tuple(int(b) for b in bounds), classes, preview))
+
+    predict_chunks(plan.source.data, plan.tiles, plan.chunking, predictor, found.skip,
+                   sink.put, plan.execution, on_chunk)  # fmt: skip
+    report.check()
+    summary = TilingSummary(plan.tiles.tile, plan.tiles.overlap, plan.batch_size,
+                            plan.tiles.grid, plan.chunking.chunk, plan.storage,
+                            report.tiles_total, len(found.skip))  # fmt: skip
+    store = _label_store(plan)
+    try:
+        target = ArrayRef(None, str(store.partial / "0")) if store else scratch.create("labels")
+        numbering, warnings = instances(plan.chunking, sink, target,
+                                        report.run_tasks(plan.execution))  # fmt: skip
+        report.check()
+        report.post("write", 0, None, "write")
+        labels, area = _restore(plan, target, numbering.area)
+        provenance = _provenance(plan, found, numbering.count, warnings)
+        provenance["tiling"] = summary.to_dict()
+        path = _write(plan, store, labels, provenance)
+    except BaseException:
+        if store is not None:
+            store.abort()
+        raise
+    return SegmentResult(
+        path if path is not None else np.asarray(labels),
+        path,
+        numbering.count,
+        0.0,
+        str(plan.device),
+        summary,
+        provenance,
+        area,
+        warnings,
     )
-    labels = probabilities_to_instances(probs, run.mode, **_kwargs(run))
-    return labels, int(labels.max(initial=0))
 
 
-def _labels_chunked(run: Any, scratch: Path, events: queue.Queue, client: Any) -> tuple[Any, int]:
+def _label_store(plan: RunPlan) -> Any:
+    """The OME-Zarr store the instance stage writes into directly (zarr output, no rescale)."""
+    if plan.out is None or plan.out.suffix.lower() != ".zarr" or plan.scale != 1.0:
+        return None
+    from ..io import create_label_store
+
+    return create_label_store(plan.out, plan.shape, plan.chunking.chunk,
+                              overwrite=plan.settings.overwrite)  # fmt: skip
+
+
+def _restore(plan: RunPlan, target: ArrayRef, area: int) -> tuple[Any, int]:
+    """The labels on the input's grid (resampled back when the image was rescaled)."""
+    labels = target.open()
+    if plan.scale == 1.0:
+        return labels, area
     import dask.array as da
 
-    from ..io._zarr_compat import create_array
-    from .pipeline import instances_chunked, store_probabilities
+    from .rescale import restore_labels
 
-    predictor = run.predictor
-    if not isinstance(client, str):  # distributed: ship the model to the workers once
-        predictor = client.scatter(run.predictor, broadcast=True, hash=False)
-    path = str(scratch / "probs")
-    height, width = run.plan.shape
-    target = create_array(
-        path,
-        shape=(run.net.num_classes, height, width),
-        chunks=(run.net.num_classes, *(int(c[0]) for c in run.chunking.dask_chunks())),
-        dtype="float32",
-        overwrite=True,
-    )
-    preview = ProbabilityPreview(
-        Path(path),
-        run.mode,
-        (height, width),
-        tuple((run.original or run.source).shape[:2]),
-        float(run.args["interior_threshold"]),
-        float(run.args["foreground_threshold"]),
-    )
-    events.put(("preview", preview))
-
-    def on_chunk(bounds: tuple[int, int, int, int]) -> None:
-        events.put(("chunk", StoredChunk(tuple(int(b) for b in bounds), preview)))
-
-    store_probabilities(
-        run.source.data,
-        run.plan,
-        run.chunking,
-        predictor,
-        run.stats,
-        run.net.num_classes,
-        run.flat_range,
-        target,
-        scheduler=client,
-        on_chunk=on_chunk,
-    )
-    events.put(("stage", "postprocess"))
-    labels, n = instances_chunked(
-        da.from_zarr(path), run.mode, scratch, grow_depth=64, scheduler=client, **_kwargs(run)
-    )
-    return labels, n
+    if not isinstance(labels, np.ndarray):
+        labels = da.from_zarr(labels)
+    labels = restore_labels(labels, plan.image_shape)
+    counted = (labels > 0).sum()
+    return labels, int(counted.compute() if hasattr(counted, "compute") else counted)
 
 
-def _provenance(run: Any, n: int) -> dict[str, Any]:
-    norm = run.net.normalization
+def _provenance(plan: RunPlan, found: Scan, n: int, warnings: list[str]) -> dict[str, Any]:
+    norm = plan.net.normalization
     return {
-        "model": run.model_info,
+        "model": {"name": plan.model.name, "hash": plan.model.hash},
         "package": f"napari-sa2net {__version__}",
-        "source": run.source.name,
+        "source": plan.original.name,
         # not "shape": tifffile reads a top-level "shape" in a JSON description as its own
-        "image_shape": list((run.original or run.source).shape),
-        "scale": run.scale,
-        "mode": run.mode,
-        "tiling": {**describe(run.plan, run.chunking), "batch_size": run.choice.batch_size},
-        "device": str(run.predictor.device),
-        "amp": bool(run.predictor.amp_dtype is not None),
-        "thresholds": _kwargs(run),
-        "skip_background_range": run.flat_range,
+        "image_shape": list(plan.original.shape),
+        "scale": plan.scale,
+        "mode": plan.thresholds.mode,
+        "device": str(plan.device),
+        "amp": bool(plan.amp),
+        "thresholds": plan.thresholds.to_dict(),
+        "skip_background": {
+            "enabled": bool(plan.settings.skip_background),
+            "tiles_skipped": len(found.skip),
+            "noise": None if found.noise is None else found.noise.tolist(),
+        },
         "normalization": {
             **norm.to_dict(),
-            "low": np.asarray(run.stats[0]).tolist(),
-            "high": np.asarray(run.stats[1]).tolist(),
+            "low": np.asarray(found.stats[0]).tolist(),
+            "high": np.asarray(found.stats[1]).tolist(),
         },
         "n_objects": n,
+        "warnings": list(warnings),
     }
 
 
-def _write(run: Any, labels: Any, provenance: dict[str, Any]) -> Path:
+def _write(plan: RunPlan, store: Any, labels: Any, provenance: dict[str, Any]) -> Path | None:
+    """Finalize or write the output; ``None`` when the labels stay in memory."""
+    if plan.out is None:
+        return None
+    pixel_size = getattr(plan.original, "pixel_size", None)
+    if store is not None:
+        return store.finalize(provenance, pixel_size=pixel_size)
     import dask
+    import dask.array as da
 
     from ..io import write_labels_tiff, write_ome_zarr_labels
 
-    pixel_size = getattr(run.original or run.source, "pixel_size", None)
-    overwrite = run.args["overwrite"]
-    # Written by local threads even with a cluster: the labels are cheap lookups of scratch
-    # arrays, and the io writer's zarr target does not pickle (holds a lock).
+    if not isinstance(labels, (np.ndarray, da.Array)):
+        labels = da.from_zarr(labels)
+    overwrite = plan.settings.overwrite
     with dask.config.set(scheduler="threads"):
-        if run.out.suffix.lower() == ".zarr":
-            return write_ome_zarr_labels(
-                run.out, labels, provenance, overwrite=overwrite, pixel_size=pixel_size
-            )
-        return write_labels_tiff(
-            run.out, labels, provenance, overwrite=overwrite, pixel_size=pixel_size
-        )
+        if plan.out.suffix.lower() == ".zarr":
+            return write_ome_zarr_labels(plan.out, labels, provenance, overwrite=overwrite,
+                                         pixel_size=pixel_size)  # fmt: skip
+        return write_labels_tiff(plan.out, labels, provenance, overwrite=overwrite,
+                                 pixel_size=pixel_size)  # fmt: skip

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .tiling import ALIGN, overlap_for_halo
@@ -50,89 +49,52 @@ class Choice:
         )
 
 
-@dataclass
-class Run:
-    """Everything a run needs, decided before any tile is predicted."""
+def _fingerprint(net: Any) -> str:
+    """A digest of the weights, to tell whether a halo recorded in the metadata still holds."""
+    import hashlib
 
-    source: Any
-    net: Any
-    model_info: dict
-    plan: Any
-    chunking: Any
-    stats: Any
-    predictor: Any
-    mode: str
-    out: Path | None
-    chunked: bool
-    choice: Choice
-    flat_range: float | None
-    args: dict
-    #: The image as given, when ``source`` is a resampled copy (``scale != 1``).
-    original: Any = None
-    scale: float = 1.0
-
-
-def resolve_model(model: Any, device: Any) -> tuple[Any, dict[str, Any]]:
-    """A model in eval mode on ``device`` and its provenance (name, hash)."""
-    from ..model import SA2Net, load_model, model_hash, resolve_checkpoint_path
-
-    if isinstance(model, SA2Net):
-        name = model.metadata.get("name") or model.config.name
-        # A model loaded from a file (load_model sets checkpoint_path) keeps that file's hash.
-        path = getattr(model, "checkpoint_path", None)
-        digest = model_hash(path) if path is not None and Path(path).is_file() else None
-        return model.to(device).eval(), {"name": name, "hash": digest}
-    path = resolve_checkpoint_path(model)
-    net = load_model(path, device=device)
-    return net, {"name": str(model), "hash": model_hash(path)}
-
-
-def open_source(image: Any, channel: Any, in_channels: int) -> Any:
-    """Open ``image`` lazily and check its channels against the model's."""
-    from ..io import open_image
-
-    source = open_image(image, channel=channel)
-    channels = source.shape[2]
-    if channels != in_channels:
-        raise ValueError(
-            f"the model takes {in_channels} channel(s) but the image has {channels} "
-            f"(shape {tuple(source.shape)}); pick {in_channels} with channel=..."
-        )
-    return source
-
-
-def check_thresholds(interior: float, foreground: float) -> None:
-    for name, value in (("interior_threshold", interior), ("foreground_threshold", foreground)):
-        if not 0.0 < float(value) < 1.0:
-            raise ValueError(f"{name}={value} must lie strictly between 0 and 1; try 0.5")
-
-
-def needs_pipeline(pixels: int, out: Path | None, in_memory_max: int, return_max: int) -> bool:
-    """True for the chunked dask pipeline; refuse huge images without an output path."""
-    if out is None and pixels > return_max:
-        raise ValueError(
-            f"the image has {pixels / 1e6:.0f} MP, too large to return in memory; pass "
-            "out='labels.zarr' to write the labels chunk by chunk"
-        )
-    if out is not None and out.suffix.lower() not in (".zarr", ".tif", ".tiff"):
-        raise ValueError(f"out={str(out)!r} must end in .zarr, .tif or .tiff")
-    return pixels > in_memory_max or (out is not None and out.suffix.lower() == ".zarr")
+    digest = hashlib.sha1()
+    for tensor in net.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def model_halo(net: Any) -> int:
     """The model's suggested halo, measured once per model object and set of weights.
 
-    Finetuning or loading weights changes the parameters in place, which bumps their version
-    counters, so the halo is measured again for the new weights.
+    Measuring costs a forward and backward pass (seconds and ~0.5 GB on a CPU), so the result is
+    kept in ``net.metadata["halo"]`` with a digest of the weights: a checkpoint saved afterwards
+    (the bundled model too) carries it and is never measured again. Finetuning or loading
+    weights changes the parameters in place, which bumps their version counters and changes the
+    digest, so the halo is measured again for the new weights.
     """
     from ..model import suggested_halo
 
     stamp = tuple(p._version for p in net.parameters())
     cached = _HALO_CACHE.get(net)
     if cached is None or cached[0] != stamp:
-        cached = (stamp, suggested_halo(net))
+        fingerprint = _fingerprint(net)
+        recorded = (getattr(net, "metadata", None) or {}).get("halo") or {}
+        if recorded.get("weights") == fingerprint and isinstance(recorded.get("px"), int):
+            halo = recorded["px"]
+        else:
+            halo = suggested_halo(net)
+            release_memory()
+            if isinstance(getattr(net, "metadata", None), dict):
+                net.metadata["halo"] = {"px": int(halo), "weights": fingerprint}
+        cached = (stamp, halo)
         _HALO_CACHE[net] = cached
     return cached[1]
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc), after a large transient peak."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def available_bytes(device: Any) -> int:
@@ -167,23 +129,30 @@ def tile_bytes(width: int, tile: int, amp: bool) -> int:
     return int(BYTES_PER_PIXEL_PER_WIDTH * width * tile * tile * (0.5 if amp else 1.0))
 
 
-def choose(net: Any, shape: tuple[int, int], device: Any, args: dict) -> Choice:
+def choose(
+    net: Any,
+    shape: tuple[int, int],
+    device: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    amp: bool | None = None,
+) -> Choice:
     """Tile, overlap and batch size: the user's values, or automatic ones."""
     # Measuring the reach costs a forward and backward pass (seconds on a CPU for the larger
     # configurations), so it only happens when the overlap is automatic.
-    overlap = args["overlap"]
     if overlap is None:
         overlap = overlap_for_halo(model_halo(net))
-    amp = device.type == "cuda" and args["amp"] is not False
+    use_amp = device.type == "cuda" and amp is not False
     width = net.config.width
     budget = available_bytes(device) // 2
     largest = -(-max(shape) // ALIGN) * ALIGN
-    tile = args["tile"]
     if tile is None:
         cap = min(budget, CPU_PASS_BYTES) if device.type == "cpu" else budget
 
         def within(tiles: list[int], limit: int) -> list[int]:
-            return [t for t in tiles if tile_bytes(width, t, amp) <= limit]
+            return [t for t in tiles if tile_bytes(width, t, use_amp) <= limit]
 
         narrow = [t for t in TILE_CHOICES if t > overlap]
         wide = [t for t in narrow if t >= 3 * overlap]
@@ -192,12 +161,15 @@ def choose(net: Any, shape: tuple[int, int], device: Any, args: dict) -> Choice:
         fits = within(wide, cap) or within(wide[::-1], budget)[:1] or within(narrow, budget)
         tile = min(fits[0] if fits else max(256, 2 * overlap), max(largest, 2 * overlap + ALIGN))
         tile = -(-tile // ALIGN) * ALIGN
-    batch = args["batch_size"]
-    if batch is None:
+    if batch_size is None:
         limit = {"cuda": 16, "cpu": 1}.get(device.type, 2)
-        batch = max(1, min(limit, budget // max(1, tile_bytes(width, tile, amp))))
+        batch_size = max(1, min(limit, budget // max(1, tile_bytes(width, tile, use_amp))))
     macs = MACS_PER_PIXEL_W64 * (width / 64) ** 2 * (tile / max(1, tile - overlap)) ** 2
     speed = NOMINAL_MACS.get(device.type, NOMINAL_MACS["cpu"])
     return Choice(
-        tile, overlap, int(batch), batch * tile_bytes(width, tile, amp), macs * 1e6 / speed
+        tile,
+        overlap,
+        int(batch_size),
+        batch_size * tile_bytes(width, tile, use_amp),
+        macs * 1e6 / speed,
     )

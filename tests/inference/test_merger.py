@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from napari_sa2net.inference.predictor import Predictor, pad_tiles
-from napari_sa2net.inference.stitching import (
-    Chunking,
-    _add_batch,
-    accumulate_group,
-    add_batch_torch,
-    background_probabilities,
-    predict_in_memory,
-)
+from napari_sa2net.inference.merger import Accumulator, Chunking, background_probabilities
+from napari_sa2net.inference.pipeline import predict_group, predict_in_memory
+from napari_sa2net.inference.predictor import Predictor, ZeroCostPredictor, pad_tiles
+from napari_sa2net.inference.scan import scan
 from napari_sa2net.inference.tiling import TilePlan
+from napari_sa2net.normalization import Normalization
 
 IDENTITY_STATS = (np.zeros(3), np.ones(3))
+
+
+def _identity_predictor(identity, **kwargs):
+    return Predictor(identity(3), activation="none", stats=IDENTITY_STATS, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -27,9 +27,9 @@ IDENTITY_STATS = (np.zeros(3), np.ones(3))
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_identity_reproduces_input_exactly(identity, shape, tile, overlap, batch_size):
     image = np.random.default_rng(0).random((*shape, 3), dtype=np.float32)
-    predictor = Predictor(identity(3), batch_size=batch_size, activation="none")
+    predictor = _identity_predictor(identity, batch_size=batch_size)
     plan = TilePlan(shape, tile, overlap)
-    out = predict_in_memory(image, plan, predictor, IDENTITY_STATS, 3, flat_range=None)
+    out = predict_in_memory(image, plan, predictor)
     assert out.dtype == np.float32 and out.shape == (3, *shape)
     np.testing.assert_array_equal(out, np.moveaxis(image, -1, 0))
 
@@ -38,10 +38,10 @@ def test_softmax_path_reproduces_probabilities(identity):
     rng = np.random.default_rng(1)
     probs = rng.random((90, 77, 3)) + 0.05
     probs = (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
-    predictor = Predictor(identity(3), batch_size=2)
+    predictor = Predictor(identity(3), batch_size=2, stats=IDENTITY_STATS)
     logits = np.log(probs)  # softmax(log p) = p for p summing to 1
     plan = TilePlan((90, 77), 48, 16)
-    out = predict_in_memory(logits, plan, predictor, (np.zeros(3), np.ones(3)), 3, None)
+    out = predict_in_memory(logits, plan, predictor)
     np.testing.assert_allclose(out, np.moveaxis(probs, -1, 0), atol=1e-6)
 
 
@@ -49,9 +49,10 @@ def test_flat_tiles_are_skipped_as_background(identity):
     image = np.zeros((256, 256, 3), np.float32)
     image[:40, :40] = np.random.default_rng(2).random((40, 40, 3))
     model = identity(3)
-    predictor = Predictor(model, batch_size=1, activation="none")
+    predictor = Predictor(model, batch_size=1, activation="none", stats=IDENTITY_STATS)
     plan = TilePlan((256, 256), 64, 16)
-    out = predict_in_memory(image, plan, predictor, IDENTITY_STATS, 3, flat_range=0.02)
+    skip = scan(image, plan, Normalization(), skip_background=True).skip
+    out = predict_in_memory(image, plan, predictor, skip)
     assert model.calls < len(plan)  # most tiles are flat zeros
     far = out[:, 128:, 128:]
     np.testing.assert_array_equal(
@@ -63,15 +64,9 @@ def test_flat_tiles_are_skipped_as_background(identity):
 def test_group_accumulation_holds_weights(identity):
     plan = TilePlan((100, 100), 48, 16)
     image = np.ones((100, 100, 3), np.float32)
-    acc = accumulate_group(
-        image,
-        (0, 100, 0, 100),
-        plan.tiles(),
-        plan,
-        Predictor(identity(3), activation="none"),
-        IDENTITY_STATS,
-        3,
-    )
+    acc = predict_group(
+        image, (0, 100, 0, 100), plan.tiles(), plan, _identity_predictor(identity)
+    ).to_host()
     np.testing.assert_allclose(acc[:3], acc[3][None].repeat(3, 0))
     assert acc[3].min() > 0
 
@@ -86,13 +81,22 @@ def _batch_inputs():
     return plan, tiles, flat, kept
 
 
+def _blend(plan, tiles, flat, kept, device=None, as_tensor=False):
+    acc = Accumulator((0, 100, 0, 90), 3, plan, device)
+    acc.add_background([t for t, f in zip(tiles, flat) if f])
+    acc.add(
+        [t for t, f in zip(tiles, flat) if not f], torch.from_numpy(kept) if as_tensor else kept
+    )
+    return acc.to_host()
+
+
 def test_device_blending_equals_host_blending():
     plan, tiles, flat, kept = _batch_inputs()
-    host = np.zeros((4, 100, 90))
-    _add_batch(host, (0, 100, 0, 90), tiles, flat, kept, plan, 3)
-    dev = torch.zeros((4, 100, 90), dtype=torch.float64)
-    add_batch_torch(dev, (0, 100, 0, 90), tiles, flat, torch.from_numpy(kept), plan, 3)
-    np.testing.assert_array_equal(dev.numpy(), host)
+    host = _blend(plan, tiles, flat, kept)
+    tensors = _blend(plan, tiles, flat, kept, as_tensor=True)
+    np.testing.assert_array_equal(tensors, host)
+    weights = sum(np.pad(plan.window(t), ((t.y0, 100 - t.y1), (t.x0, 90 - t.x1))) for t in tiles)
+    np.testing.assert_allclose(host[3], weights, rtol=1e-6)  # the blend holds every weight
 
 
 @pytest.mark.gpu
@@ -100,12 +104,11 @@ def test_cuda_group_accumulation_equals_cpu(identity):
     plan = TilePlan((300, 260), 64, 16)
     image = np.random.default_rng(1).random((300, 260, 3)).astype(np.float32)
     args = ((0, 300, 0, 260), plan.tiles(), plan)
-    cpu = accumulate_group(image, *args, Predictor(identity(3), activation="none"),
-                           IDENTITY_STATS, 3)  # fmt: skip
-    cuda = Predictor(identity(3), "cuda", activation="none", batch_size=3)
-    gpu = accumulate_group(image, *args, cuda, IDENTITY_STATS, 3)
+    cpu = predict_group(image, *args, _identity_predictor(identity)).to_host()
+    cuda = _identity_predictor(identity, device="cuda", batch_size=3)
+    gpu = predict_group(image, *args, cuda).to_host()
     np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=0)
-    whole = predict_in_memory(image, plan, cuda, IDENTITY_STATS, 3, None)
+    whole = predict_in_memory(image, plan, cuda)
     np.testing.assert_array_equal(whole, np.moveaxis(image, -1, 0))  # divided on the device
 
 
@@ -136,3 +139,20 @@ def test_chunking_regular():
 def test_predictor_rejects_bad_batch(identity):
     with pytest.raises(ValueError, match="batch_size"):
         Predictor(identity(1), batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ZeroCostPredictor(batch_size=0)
+
+
+def test_predictor_normalizes_raw_tiles_with_the_slide_statistics(identity):
+    raw = np.full((1, 8, 8, 3), 300.0, np.float32)
+    stats = (np.full(3, 100.0), np.full(3, 500.0))
+    probs = Predictor(identity(3), activation="none", stats=stats).predict(list(raw), (8, 8))
+    np.testing.assert_allclose(probs, 0.5)  # (300 - 100) / (500 - 100)
+
+
+def test_zero_cost_predictor_gives_objects_with_seeds():
+    tiles = [np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8, 1)]
+    probs = ZeroCostPredictor(3).predict(tiles, (8, 8))
+    assert probs.shape == (1, 3, 8, 8) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert probs[0, 0, 0, 0] == 1.0 and probs[0, 1, -1, -1] == 1.0  # dark: bg; bright: interior

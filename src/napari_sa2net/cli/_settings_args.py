@@ -1,0 +1,91 @@
+"""The segmentation settings as flags, shared by ``sa2net segment`` and ``sa2net batch``.
+
+Every field of :class:`~napari_sa2net.inference.settings.SegmentSettings` a user may choose has
+one flag here (``--tile``, ``--interior-threshold``, ...), and :func:`settings_from_args` builds
+the settings at once, so a bad value stops the command before any model loads, worded with the
+flag (``--tile 7 must be ...; use --tile 16``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from typing import Any
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the model, device, tiling, object and cluster flags to ``parser``."""
+    model = parser.add_argument_group("model and device")
+    model.add_argument("--model", help="checkpoint, bioimage.io package or bundled model name")
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    model.add_argument("--channel", type=int, nargs="+", help="channel index(es) to segment")
+    model.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="autocast to bf16/fp16 on CUDA (default: on there)",
+    )
+    tiling = parser.add_argument_group("tiling (automatic unless given)")
+    tiling.add_argument("--tile", type=int, help="tile edge in pixels, a multiple of 16")
+    tiling.add_argument("--overlap", type=int, help="tile overlap in pixels, a multiple of 16")
+    tiling.add_argument("--batch-size", type=int, help="tiles per forward pass")
+    tiling.add_argument("--chunk", type=int, help="chunk edge of the pipeline, a multiple of 16")
+    tiling.add_argument(
+        "--no-skip-background",
+        dest="skip_background",
+        action="store_false",
+        help="predict every tile, also those of empty background",
+    )
+    tiling.add_argument("--scheduler", help="dask.distributed scheduler address (trusted only)")
+    objects = parser.add_argument_group("objects")
+    objects.add_argument(
+        "--interior-threshold",
+        type=float,
+        default=0.5,
+        help="interior probability that seeds an object (default 0.5)",
+    )
+    objects.add_argument(
+        "--foreground-threshold",
+        type=float,
+        default=0.5,
+        help="probability above which a pixel is object (default 0.5)",
+    )
+    objects.add_argument("--min-size", type=int, help="smallest object in pixels (default 16)")
+    size = objects.add_mutually_exclusive_group()
+    size.add_argument(
+        "--diameter",
+        type=float,
+        help="typical object diameter in pixels in your images; the image is rescaled to the "
+        "model's training object size and the labels back (bundled model: 26.7 px)",
+    )
+    size.add_argument(
+        "--scale", type=float, help="resample factor applied before prediction (2 = enlarge)"
+    )  # fmt: skip
+
+
+#: Flags whose values go into the settings unchanged, by field name.
+FIELDS = ("model", "device", "amp", "tile", "overlap", "batch_size", "chunk", "skip_background",
+          "scheduler", "interior_threshold", "foreground_threshold", "min_size", "diameter",
+          "scale")  # fmt: skip
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`SegmentSettings` of the parsed flags (checked now, errors name the flag)."""
+    from ..inference.settings import SegmentSettings
+
+    values = {name: getattr(args, name) for name in FIELDS}
+    if args.channel is not None:
+        values["channel"] = args.channel[0] if len(args.channel) == 1 else tuple(args.channel)
+    with flag_errors():
+        return SegmentSettings(**values)
+
+
+@contextmanager
+def flag_errors():
+    """Re-word a setting error raised inside the block with its command-line flag."""
+    from ..inference.settings import SettingError
+
+    try:
+        yield
+    except SettingError as err:
+        raise ValueError(err.for_cli()) from None

@@ -1,0 +1,233 @@
+"""Merge: blend tile probabilities into whole-image probabilities, chunk by chunk.
+
+Every tile of a global :class:`~.tiling.TilePlan` belongs to the output chunk that holds its
+top-left pixel. One *group* per chunk accumulates ``weight * prob`` and ``weight`` (float64, so
+that a single contribution divides back to the exact float32 value) over the chunk plus the
+spill of its last tiles into the chunks below and to the right (:class:`Accumulator`). The
+accumulation is split into four parts — core, right spill, bottom spill, corner — so merging a
+chunk needs only its own core and the three spills that reach into it, and nothing larger than a
+spill waits in memory between groups. Each tile is predicted exactly once and the result does not
+depend on the chunking (up to float64 summation order).
+
+This module knows nothing of models: a predictor (:mod:`.predictor`) maps tiles to
+probabilities; the merger only blends what it is given, on the host or on the predictor's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .tiling import Tile, TilePlan
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Output chunk boundaries: ``ys[i]:ys[i + 1]`` × ``xs[j]:xs[j + 1]``."""
+
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @classmethod
+    def regular(cls, shape: tuple[int, int], chunk: int) -> Chunking:
+        height, width = shape
+        return cls(
+            (*tuple(range(0, height, chunk)), height), (*tuple(range(0, width, chunk)), width)
+        )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return len(self.ys) - 1, len(self.xs) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ys[-1], self.xs[-1]
+
+    @property
+    def chunk(self) -> tuple[int, int]:
+        """Edge of the regular chunks ``(rows, columns)``."""
+        return self.ys[1] - self.ys[0], self.xs[1] - self.xs[0]
+
+    def bounds(self, i: int, j: int) -> tuple[int, int, int, int]:
+        return self.ys[i], self.ys[i + 1], self.xs[j], self.xs[j + 1]
+
+    def indices(self) -> list[tuple[int, int]]:
+        """Chunk indices in row-major order."""
+        rows, cols = self.grid
+        return [(i, j) for i in range(rows) for j in range(cols)]
+
+    def dask_chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(np.diff(self.ys).tolist()), tuple(np.diff(self.xs).tolist())
+
+    def touching(self, y0: int, y1: int, x0: int, x1: int) -> tuple[range, range]:
+        """Chunk rows and columns that the box ``[y0:y1, x0:x1]`` overlaps."""
+        rows = range(
+            int(np.searchsorted(self.ys, y0, side="right")) - 1,
+            int(np.searchsorted(self.ys, y1 - 1, side="right")),
+        )
+        cols = range(
+            int(np.searchsorted(self.xs, x0, side="right")) - 1,
+            int(np.searchsorted(self.xs, x1 - 1, side="right")),
+        )
+        return rows, cols
+
+
+def group_tiles(plan: TilePlan, chunking: Chunking) -> dict[tuple[int, int], list[Tile]]:
+    """Tiles of ``plan`` keyed by the chunk ``(i, j)`` that holds their top-left pixel."""
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for tile in plan:
+        i = int(np.searchsorted(chunking.ys, tile.y0, side="right")) - 1
+        j = int(np.searchsorted(chunking.xs, tile.x0, side="right")) - 1
+        groups.setdefault((i, j), []).append(tile)
+    return groups
+
+
+def group_extent(
+    tiles: list[Tile], bounds: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """Region ``(y0, y1, x0, x1)`` a group accumulates into: its chunk plus its tiles' spill."""
+    y0, y1, x0, x1 = bounds
+    return (
+        y0,
+        max([y1] + [t.y1 for t in tiles]),
+        x0,
+        max([x1] + [t.x1 for t in tiles]),
+    )
+
+
+def background_probabilities(num_classes: int) -> np.ndarray:
+    """Class probabilities of an empty tile: background 1 (class 0), or 0 for a 1-class map."""
+    probs = np.zeros(num_classes, np.float32)
+    if num_classes > 1:
+        probs[0] = 1.0
+    return probs
+
+
+class Accumulator:
+    """Weighted sums ``(K + 1)×h×w`` float64 of tile probabilities over an ``extent``.
+
+    Parameters
+    ----------
+    extent : tuple of int
+        ``(y0, y1, x0, x1)`` in image coordinates.
+    num_classes : int
+        ``K``; the last plane holds the summed weights.
+    plan : TilePlan
+        Gives each tile's blending window.
+    device : torch.device, optional
+        Blend there (a GPU keeps busy; only the finished group crosses to the host); default
+        the host, through zero-copy tensor views of a numpy array.
+    """
+
+    def __init__(
+        self, extent: tuple[int, int, int, int], num_classes: int, plan: TilePlan, device=None
+    ) -> None:
+        import torch
+
+        y0, y1, x0, x1 = extent
+        self.extent, self.num_classes, self.plan = extent, num_classes, plan
+        shape = (num_classes + 1, y1 - y0, x1 - x0)
+        if device is None or torch.device(device).type == "cpu":
+            self._host = np.zeros(shape, np.float64)
+            self.sums = torch.from_numpy(self._host)
+        else:
+            self._host = None
+            self.sums = torch.zeros(shape, dtype=torch.float64, device=device)
+        self._empty = torch.from_numpy(background_probabilities(num_classes).astype(np.float64))
+        self._empty = self._empty.to(self.sums.device)[:, None, None]
+
+    def add(self, tiles: list[Tile], probs: Any) -> None:
+        """Add the ``N×K×H×W`` probabilities (numpy or tensor) of ``tiles`` (in order)."""
+        import torch
+
+        if isinstance(probs, np.ndarray):
+            probs = torch.from_numpy(probs)
+        probs = probs.to(self.sums.device)
+        for tile, tile_probs in zip(tiles, probs):
+            h, w = tile.shape
+            self._add(tile, tile_probs[:, :h, :w])
+
+    def add_background(self, tiles: list[Tile]) -> None:
+        """Add ``tiles`` as empty background (they were not predicted)."""
+        for tile in tiles:
+            self._add(tile, None)
+
+    def _add(self, tile: Tile, probs: Any) -> None:
+        import torch
+
+        y0, _, x0, _ = self.extent
+        device = self.sums.device
+        wy, wx = (torch.from_numpy(f.copy()).to(device) for f in self.plan.window_factors(tile))
+        weight = torch.outer(wy, wx).double()  # float32 product, as np.outer in window()
+        ys, xs = slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0)
+        target = self.sums[: self.num_classes, ys, xs]
+        if probs is None:
+            target += self._empty * weight
+        else:
+            target.addcmul_(probs.double(), weight)
+        self.sums[self.num_classes, ys, xs] += weight
+
+    def to_host(self) -> np.ndarray:
+        """The sums as a float64 numpy array (a view when blended on the host)."""
+        return self._host if self._host is not None else self.sums.cpu().numpy()
+
+    def probabilities(self) -> np.ndarray:
+        """``K×h×w`` float32 blended probabilities (divided where the sums are)."""
+        weight = self.sums[self.num_classes]
+        if not bool((weight > 0).all()):
+            raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
+        return (self.sums[: self.num_classes] / weight).float().cpu().numpy()
+
+
+def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
+    """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges.
+
+    The spills are copies: a view would keep the whole accumulator alive until the chunk row
+    below has merged them, which made peak memory grow with the slide's width. The core is a
+    view (it is merged at once, and copying it would briefly hold the accumulator twice).
+    """
+    height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
+    return (
+        acc[:, :height, :width],
+        acc[:, :height, width:].copy(),
+        acc[:, height:, :width].copy(),
+        acc[:, height:, width:].copy(),
+    )
+
+
+def merge_chunk(
+    shape: tuple[int, int],
+    num_classes: int,
+    core: np.ndarray | None,
+    left: np.ndarray | None = None,
+    top: np.ndarray | None = None,
+    top_left: np.ndarray | None = None,
+) -> np.ndarray:
+    """Probabilities ``K×h×w`` float32 of one chunk from its core and its neighbours' spills.
+
+    ``left`` is the right spill of the chunk to the left, ``top`` the bottom spill of the chunk
+    above, ``top_left`` the corner spill of the chunk diagonally above-left. A writable float64
+    ``core`` of exactly the chunk's shape is summed into in place (it is not used afterwards).
+    """
+    full = (num_classes + 1, *shape)
+    if (
+        core is not None
+        and core.shape == full
+        and core.dtype == np.float64
+        and core.flags.writeable
+    ):
+        acc, parts = core, (left, top, top_left)
+    else:
+        acc, parts = np.zeros(full, np.float64), (core, left, top, top_left)
+    for part in parts:
+        if part is not None and part.size:
+            h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
+            acc[:, :h, :w] += part[:, :h, :w]
+    weight = acc[num_classes]
+    if not np.all(weight > 0):
+        raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
+    probs = acc[:num_classes]
+    np.divide(probs, weight, out=probs)
+    return probs.astype(np.float32)
