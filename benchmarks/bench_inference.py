@@ -1,24 +1,29 @@
-"""Tiled inference benchmark (run by hand; not part of the test suite).
+"""Tiled inference benchmarks on the path users run (by hand; not part of the test suite).
 
-Prints, measured in one run on the same tiles and the same model:
+Every figure is printed with what it is compared against, measured in the same run:
 
-1. pipeline MP/s ÷ bare batched forward MP/s (goal >= 0.90): the tiled probability pipeline
-   (read, normalize, pad, predict, blend) against ``model(batch)`` on the same tiles prepared in
-   advance, both expressed as image megapixels per second;
-2. pipeline time ÷ MONAI ``sliding_window_inference`` time with the same model, tile and overlap
-   (goal <= 1.0; skipped with a message when MONAI is not installed — it is not a dependency);
-3. peak RSS of ``segment(tiled uint16 TIFF, out=...zarr)`` for each ``--rss-sizes`` entry,
-   each in its own subprocess (``getrusage(RUSAGE_SELF)`` reported by the child); goal <= 2 GB
-   and the largest <= 1.5× the smallest. The slides are textured in a centre square (``--tissue``
-   of the area) and flat elsewhere, like a scanned slide; flat tiles are skipped, every other
-   stage (blending, labelling, writing) runs over the whole slide.
+``--end-to-end``  ``segment(slide, out=....zarr)`` with every setting automatic (the bundled model,
+                  the default path) against the bare batched forward pass of the same tiles on
+                  the same device: ``end-to-end MP/s ÷ bare forward MP/s`` (goal >= 0.85).
+``--host``        the whole chunked path (scan → read → normalize → blend → maps → instances →
+                  OME-Zarr) on an 8192² zarr slide with a zero-cost predictor, seconds per stage,
+                  for 1 and 2 host workers, ending in ``host ceiling: N MP/s`` (goal >= 8 on 2
+                  cores).
+``--rss``         peak RSS and wall time of ``sa2net segment SLIDE --format zarr`` (own process,
+                  ``getrusage``) on a dense 4096² slide and a 16384² slide whose only tissue is
+                  the same 4096² in its centre; the objects of that centre against the dense
+                  slide's (goal: <= 1.5 GB, sparse <= 1.3 × dense RSS and <= 3 × dense time).
+``--cluster``     a 4096² TIFF on a 2-process ``LocalCluster`` (1 thread each) against local
+                  threads (goal <= 1.1 ×, identical labels).
+``--throughput``  in-memory tiled prediction ÷ bare forward and ÷ MONAI (a width-8 model).
+``--cuda``        the paper model in bf16 on a CUDA device: bare forward and end to end.
 
-``--cuda`` instead reports MP/s of ``sa2net-paper`` in bf16 on a zarr slide.
+The slides are real nuclei on a camera-noise canvas (``benchmarks/slides.py``).
 
 Examples::
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_inference.py --size 1024 --rss-sizes 4096 16384
-    python benchmarks/bench_inference.py --cuda --size 8192
+    OMP_NUM_THREADS=2 python benchmarks/bench_inference.py --end-to-end --host --rss
+    python benchmarks/bench_inference.py --cluster
 """
 
 from __future__ import annotations
@@ -28,309 +33,284 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-def _model(name: str, width: int | None = None):
+from slides import write_slide  # noqa: E402
+
+
+def _slide(args: argparse.Namespace, kind: str, size: int, suffix: str = ".tif") -> Path:
+    return write_slide(kind, size, Path(args.scratch) / f"{kind}_{size}{suffix}", args.tissue)
+
+
+def _clock() -> tuple[dict[str, float], callable]:
+    """Seconds per progress stage of a job (level-1 stages)."""
+    stages: dict[str, float] = {}
+    state = {"stage": "plan", "t": time.perf_counter()}
+
+    def on_progress(event) -> None:
+        if event.stage != state["stage"]:
+            now = time.perf_counter()
+            stages[state["stage"]] = stages.get(state["stage"], 0.0) + now - state["t"]
+            state.update(stage=event.stage, t=now)
+
+    def close() -> dict[str, float]:
+        now = time.perf_counter()
+        stages[state["stage"]] = stages.get(state["stage"], 0.0) + now - state["t"]
+        return stages
+
+    on_progress.close = close
+    return stages, on_progress
+
+
+def bare_forward(plan, tiles: list, predictor) -> float:
+    """Seconds of ``model(batch)`` + activation over ``tiles``, prepared beforehand."""
     import torch
 
-    from napari_sa2net.model import SA2Net, SA2NetConfig, create_model
+    shape = (min(plan.tiles.tile, plan.shape[0]), min(plan.tiles.tile, plan.shape[1]))
+    batches = [predictor.prepare(tiles[k : k + predictor.batch_size], shape)
+               for k in range(0, len(tiles), predictor.batch_size)]  # fmt: skip
+    tensors = [predictor.to_device(b) for b in batches]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for x in tensors:
+            torch.softmax(predictor.model(x).float(), 1)
+    if plan.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
-    torch.manual_seed(0)
-    if width is not None:
-        return SA2Net(SA2NetConfig(f"bench-w{width}", width), 1, 3).eval()
-    return create_model(name, 1, 3).eval()
+
+def end_to_end(args: argparse.Namespace) -> None:
+    from napari_sa2net._progress import run_job
+    from napari_sa2net.inference import segment_job
+    from napari_sa2net.inference.plan import plan_run
+    from napari_sa2net.inference.predictor import Predictor
+    from napari_sa2net.inference.scan import scan
+    from napari_sa2net.inference.settings import SegmentSettings
+    from napari_sa2net.io import open_image
+
+    slide = _slide(args, "dense", args.size)
+    out = Path(args.scratch) / "e2e.zarr"
+    settings = SegmentSettings(out=out, overwrite=True, device=args.device)
+    stages, on_progress = _clock()
+    start = time.perf_counter()
+    result = run_job(segment_job(str(slide), settings), on_progress)
+    seconds = time.perf_counter() - start
+    on_progress.close()
+    # The same tiles, forwarded bare with the same model, device and batch.
+    plan = plan_run(str(slide), settings)
+    found = scan(plan.source.data, plan.tiles, plan.net.normalization, True)
+    image = np.asarray(open_image(str(slide)).data)
+    tiles = [image[t.slices] for t in plan.tiles if t.index not in found.skip]
+    predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
+    bare = bare_forward(plan, tiles, predictor)
+    mpx = args.size**2 / 1e6
+    print(f"end to end, {args.size}² dense slide -> OME-Zarr, every setting automatic "
+          f"({len(tiles)} tiles of {plan.tiles.tile}², overlap {plan.tiles.overlap}, batch "
+          f"{plan.batch_size}, {plan.device}, {result.n_objects} objects)")  # fmt: skip
+    print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    print(f"  end to end: {seconds:.1f} s = {mpx / seconds:.3f} MP/s")
+    print(f"  bare forward of the same tiles: {bare:.1f} s = {mpx / bare:.3f} MP/s")
+    print(f"  end-to-end MP/s ÷ bare forward MP/s = {bare / seconds:.3f} (goal >= 0.85)")
 
 
-def _image(size: int) -> np.ndarray:
-    from scipy import ndimage as ndi
+def host(args: argparse.Namespace) -> None:
+    from napari_sa2net._progress import run_job
+    from napari_sa2net.inference import plan as plan_module
+    from napari_sa2net.inference import segment_job
+    from napari_sa2net.inference.predictor import ZeroCostPredictor
 
-    rng = np.random.default_rng(0)
-    small = ndi.gaussian_filter(rng.random((size // 4, size // 4)), 2)
-    return (np.kron(small, np.ones((4, 4))) * 4000).astype(np.uint16)[..., None]
+    slide = _slide(args, "dense", args.host_size, ".zarr")
+    mpx = args.host_size**2 / 1e6
+    original = plan_module.local_workers
+    for workers in args.workers:
+        plan_module.local_workers = lambda w=workers: w  # the run's host threads
+        out = Path(args.scratch) / f"host{workers}.zarr"
+
+        def make(stats, w=workers):
+            return ZeroCostPredictor(3, 4, stats, concurrency=w)
+
+        stages, on_progress = _clock()
+        start = time.perf_counter()
+        job = segment_job(str(slide), out=out, overwrite=True, device="cpu", tile=512,
+                          overlap=128, predictor=make)  # fmt: skip
+        result = run_job(job, on_progress)
+        seconds = time.perf_counter() - start
+        on_progress.close()
+        print(f"host path, {args.host_size}² zarr slide -> OME-Zarr, zero-cost predictor, "
+              f"{workers} worker(s), {result.n_objects} objects")  # fmt: skip
+        print("  seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+        print(f"  host ceiling: {mpx / seconds:.1f} MP/s ({workers} worker(s); goal >= 8 on 2)")
+    plan_module.local_workers = original
+
+
+def rss_child(path: str, out: str) -> None:
+    """Subprocess body: the CLI's default path on one slide; prints JSON of what it measured."""
+    from napari_sa2net.cli import main
+
+    start = time.perf_counter()
+    code = main(["segment", path, "--out", out, "--format", "zarr", "--overwrite", "--quiet"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "peak_kib": peak}))
+
+
+def _child(path: Path, out: Path) -> dict:
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_inference as b; "
+            f"b.rss_child({str(path)!r}, {str(out)!r})")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"run on {path} failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.strip().splitlines()
+    info = json.loads(lines[-1])
+    info["line"] = lines[-2] if len(lines) > 1 else ""
+    return info
+
+
+def _matched(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
+    """Objects of ``a``, of ``b``, and pairs matched one to one at IoU >= 0.5."""
+    from napari_sa2net.engine.metrics import instance_f1
+
+    scores = instance_f1(b, a, iou_threshold=0.5)
+    return int(a.max()), int(b.max()), int(scores.tp)
+
+
+def rss(args: argparse.Namespace) -> None:
+    from napari_sa2net.io import read_labels
+
+    dense = _slide(args, "dense", args.tissue)
+    sparse = _slide(args, "sparse", args.sparse_size)
+    runs = {}
+    for name, path in (("dense", dense), ("sparse", sparse)):
+        out = Path(args.scratch) / "rss" / f"{name}.zarr"
+        runs[name] = _child(path, out)
+        info = runs[name]
+        size = args.tissue if name == "dense" else args.sparse_size
+        print(f"{name} {size}² -> OME-Zarr (sa2net segment, all automatic): peak RSS "
+              f"{info['peak_kib'] / 2**20:.2f} GiB ({info['peak_kib'] * 1024 / 1e9:.2f} GB), "
+              f"{info['seconds']:.1f} s; {info['line']}")  # fmt: skip
+    d, s = runs["dense"], runs["sparse"]
+    print(f"sparse ÷ dense: peak RSS {s['peak_kib'] / d['peak_kib']:.2f} (goal <= 1.3), "
+          f"time {s['seconds'] / d['seconds']:.2f} (goal <= 3)")  # fmt: skip
+    lo = (args.sparse_size - args.tissue) // 2
+    a = np.asarray(read_labels(Path(args.scratch) / "rss" / "dense.zarr")[0])
+    centre = read_labels(Path(args.scratch) / "rss" / "sparse.zarr")[0]
+    b = np.asarray(centre[lo : lo + args.tissue, lo : lo + args.tissue])
+    n_dense, n_centre, matched = _matched(a, b)
+    print(f"objects: dense {n_dense}, sparse slide's centre {n_centre}, matched one to one at "
+          f"IoU >= 0.5: {matched} (F1 {2 * matched / max(1, n_dense + n_centre):.4f})")  # fmt: skip
+
+
+def cluster(args: argparse.Namespace) -> None:
+    import distributed
+
+    from napari_sa2net.inference import segment
+    from napari_sa2net.inference.api import labels_of
+
+    slide = _slide(args, "dense", args.tissue)
+    out = Path(args.scratch) / "cluster"
+    start = time.perf_counter()
+    local = segment(str(slide), out=out / "local.zarr", overwrite=True, device="cpu")
+    local_s = time.perf_counter() - start
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cl,  # fmt: skip
+        distributed.Client(cl) as client,
+    ):
+        start = time.perf_counter()
+        remote = segment(str(slide), out=out / "remote.zarr", overwrite=True, device="cpu",
+                         scheduler=client)  # fmt: skip
+        remote_s = time.perf_counter() - start
+    same = np.array_equal(labels_of(local), labels_of(remote))
+    print(f"{args.tissue}² TIFF: local threads {local_s:.1f} s, 2 single-threaded worker "
+          f"processes {remote_s:.1f} s: ratio {remote_s / local_s:.2f} (goal <= 1.1); labels "
+          f"identical: {same}")  # fmt: skip
 
 
 def throughput(args: argparse.Namespace) -> None:
     import torch
 
-    from napari_sa2net.inference.predictor import Predictor, pad_tiles
-    from napari_sa2net.inference.stitching import predict_in_memory
+    from napari_sa2net.inference.pipeline import predict_in_memory
+    from napari_sa2net.inference.predictor import Predictor
     from napari_sa2net.inference.tiling import TilePlan
+    from napari_sa2net.model import SA2Net, SA2NetConfig
     from napari_sa2net.normalization import Normalization
 
-    device = torch.device(args.device)
-    model = _model(args.model).to(device)
-    image = _image(args.size)
-    stats = model.normalization.statistics(image)
-    plan = TilePlan(image.shape[:2], args.tile, args.overlap)
-    norm = Normalization.apply(image, *stats)
-    tiles = [norm[t.slices] for t in plan]
-    shape = (min(args.tile, args.size),) * 2
-    # On an accelerator the bare forward gets its batches already on the device.
-    batches = [
-        torch.from_numpy(pad_tiles(tiles[k : k + args.batch], shape)).to(device)
-        for k in range(0, len(tiles), args.batch)
-    ]
-    mpx = args.size**2 / 1e6
-    predictor = Predictor(model, device, batch_size=args.batch)
-    autocast = _autocast(predictor)
+    torch.manual_seed(0)
+    model = SA2Net(SA2NetConfig("bench-w8", 8), 1, 3).eval()
+    from scipy import ndimage as ndi
 
-    def bare_forward() -> None:
-        with torch.inference_mode(), autocast():
-            for batch in batches:
-                torch.softmax(model(batch).float(), 1)
-        _sync(device)
-
-    def pipeline_run() -> None:
-        predict_in_memory(image, plan, predictor, stats, 3, None)
-
-    run_monai = _monai_runner(model, norm, args, device, autocast)
-    bare_forward()  # warm-up (and cuDNN autotuning on CUDA)
-    pipeline_run()
-    # The machine is shared: alternate the contenders and keep each one's best of --repeats.
+    rng = np.random.default_rng(0)
+    image = (ndi.gaussian_filter(rng.random((1024, 1024)), 2) * 4000)[..., None]
+    stats = Normalization().statistics(image)
+    plan = TilePlan(image.shape[:2], 256, 64)
+    predictor = Predictor(model, "cpu", batch_size=4, stats=stats)
+    tiles = [image[t.slices] for t in plan]
+    batches = [torch.from_numpy(predictor.prepare(tiles[k : k + 4], (256, 256)))
+               for k in range(0, len(tiles), 4)]  # fmt: skip
     times: dict[str, float] = {}
-    for _ in range(args.repeats):
-        for name, fn in (("bare", bare_forward), ("pipeline", pipeline_run), ("monai", run_monai)):
-            if fn is not None:
-                start = time.perf_counter()
-                fn()
-                times[name] = min(times.get(name, np.inf), time.perf_counter() - start)
-    bare, pipeline = times["bare"], times["pipeline"]
-    print(
-        f"image {args.size}², {len(plan)} tiles of {args.tile}² overlap {args.overlap}, "
-        f"batch {args.batch}, model {args.model}, device {_device_name(device)}"
-        f"{' bf16/fp16 autocast' if predictor.amp_dtype else ''}, "
-        f"torch threads {torch.get_num_threads()}, best of {args.repeats}"
-    )
-    print(f"bare batched forward: {bare:.2f} s = {mpx / bare:.3f} MP/s")
-    print(f"tiled pipeline:       {pipeline:.2f} s = {mpx / pipeline:.3f} MP/s")
-    print(f"pipeline MP/s ÷ bare forward MP/s = {bare / pipeline:.3f} (goal >= 0.90)")
-    if "monai" in times:
-        print(f"MONAI sliding_window_inference: {times['monai']:.2f} s")
-        print(f"pipeline time ÷ MONAI time = {pipeline / times['monai']:.3f} (goal <= 1.0)")
-
-
-def _autocast(predictor):
-    """A context factory: the predictor's autocast on CUDA, else a no-op."""
-    import contextlib
-
-    import torch
-
-    dtype = predictor.amp_dtype
-    if dtype is None:
-        return contextlib.nullcontext
-    return lambda: torch.autocast("cuda", dtype=dtype)
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _device_name(device) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
-def _monai_runner(model, norm: np.ndarray, args: argparse.Namespace, device, autocast):
-    """A callable running MONAI's sliding window on the same input, or None without MONAI.
-
-    Input and output stay on ``device``, as MONAI is normally used; our pipeline returns its
-    probabilities to the host, so the comparison does not favour us.
-    """
-    try:
-        from monai.inferers import sliding_window_inference
-    except ImportError:
-        print("MONAI not installed: skipping the MONAI comparison (pip install monai==1.6.1)")
-        return None
-    import torch
-
-    x = torch.from_numpy(np.moveaxis(norm, -1, 0)[None].copy()).to(device)
-
-    def run() -> None:
-        with torch.inference_mode(), autocast():
-            out = sliding_window_inference(
-                x,
-                (args.tile, args.tile),
-                args.batch,
-                model,
-                overlap=args.overlap / args.tile,
-                mode="gaussian",
-            )
-            torch.softmax(out.float(), 1)
-        _sync(device)
-
-    return run
-
-
-def _write_tiff(path: Path, size: int, tissue: float) -> None:
-    """A tiled uint16 slide: texture in a centred square of ``tissue`` of the area, else flat."""
-    import tifffile
-
-    texture = _image(1024)[..., 0]
-    empty = np.full((256, 256), 100, np.uint16)
-    n = size // 256
-    side = round(n * tissue**0.5)
-    lo, hi = (n - side) // 2, (n - side) // 2 + side
-
-    def tiles():
-        for i in range(n):
-            for j in range(n):
-                inside = lo <= i < hi and lo <= j < hi
-                y, x = (i % 4) * 256, (j % 4) * 256
-                yield texture[y : y + 256, x : x + 256] if inside else empty
-
-    tifffile.imwrite(path, tiles(), shape=(size, size), dtype=np.uint16, tile=(256, 256))
-
-
-def rss_child(path: str, out: str, tile: int, overlap: int, width: int) -> None:
-    """Subprocess body: segment one TIFF into zarr; prints JSON with seconds and objects."""
-    from napari_sa2net.inference import segment
-
-    start = time.perf_counter()
-    result = segment(
-        path,
-        model=_model("", width),
-        tile=tile,
-        overlap=overlap,
-        device="cpu",
-        batch_size=2,
-        out=out,
-        overwrite=True,
-        skip_background=False,
-    )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(
-        json.dumps(
-            {"seconds": time.perf_counter() - start, "objects": result.n_objects, "peak_kib": peak}
-        )
-    )
-
-
-def peak_rss(args: argparse.Namespace) -> None:
-    peaks = {}
-    with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
-        for size in args.rss_sizes:
-            path = Path(folder) / f"slide{size}.tif"
-            _write_tiff(path, size, args.tissue)
-            code = (
-                f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                f"import bench_inference as b; b.rss_child({str(path)!r}, "
-                f"{str(path.with_suffix('.zarr'))!r}, {args.tile}, {args.overlap}, "
-                f"{args.rss_width})"
-            )
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if done.returncode:
-                print(done.stderr[-2000:])
-                raise SystemExit(f"RSS run for {size}² failed")
-            info = json.loads(done.stdout.strip().splitlines()[-1])
-            peaks[size] = info["peak_kib"] / 2**20  # the child's own peak RSS, GiB
-            print(
-                f"{size}² uint16 tiled TIFF ({args.tissue:.0%} textured) -> zarr: "
-                f"peak RSS {peaks[size]:.2f} GiB, "
-                f"{info['seconds']:.0f} s, {info['objects']} objects, "
-                f"{size * size / 1e6 / info['seconds']:.2f} MP/s (width-{args.rss_width} net)"
-            )
-            path.unlink()
-    sizes = sorted(peaks)
-    if len(sizes) > 1:
-        ratio = peaks[sizes[-1]] / peaks[sizes[0]]
-        print(
-            f"peak RSS {sizes[-1]}² ÷ {sizes[0]}² = {ratio:.2f} (goal <= 1.5; "
-            f"max {max(peaks.values()):.2f} GiB, goal <= 2 GB)"
-        )
+    for _ in range(args.repeats + 1):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for x in batches:
+                torch.softmax(model(x), 1)
+        times["bare"] = min(times.get("bare", 1e9), time.perf_counter() - start)
+        start = time.perf_counter()
+        predict_in_memory(image, plan, predictor)
+        times["pipeline"] = min(times.get("pipeline", 1e9), time.perf_counter() - start)
+    print(f"in memory 1024², width-8 model, {len(plan)} tiles of 256², best of {args.repeats}")
+    print(f"  pipeline MP/s ÷ bare forward MP/s = {times['bare'] / times['pipeline']:.3f}")
 
 
 def cuda(args: argparse.Namespace) -> None:
-    import dask.array as da
     import torch
 
     from napari_sa2net._progress import run_job
-    from napari_sa2net.inference import segment
-    from napari_sa2net.inference.api import segment_job
+    from napari_sa2net.inference import segment_job
+    from napari_sa2net.model import create_model
 
     if not torch.cuda.is_available():
         raise SystemExit("--cuda needs a CUDA device")
-    model = _model("sa2net-paper")
-    with tempfile.TemporaryDirectory(dir=args.scratch) as folder:
-        slide = Path(folder) / "slide.zarr"
-        tile = da.from_array(_image(1024), chunks=(1024, 1024, 1))
-        reps = args.size // 1024
-        da.tile(tile, (reps, reps, 1)).rechunk((1024, 1024, 1)).to_zarr(str(slide))
-        segment(
-            da.from_zarr(str(slide))[:2048, :2048],
-            model=model,
-            device="cuda",
-            amp=True,
-            tile=args.tile,
-            overlap=args.overlap,
-        )  # warm-up (cuDNN autotune)
-        torch.cuda.synchronize()
-        stages: dict[str, float] = {}
-        clock = {"stage": "start", "t": time.perf_counter()}
-
-        def on_progress(event) -> None:
-            if event.stage != clock["stage"]:
-                now = time.perf_counter()
-                stages[clock["stage"]] = stages.get(clock["stage"], 0.0) + now - clock["t"]
-                clock.update(stage=event.stage, t=now)
-
+    slide = _slide(args, "dense", args.host_size, ".zarr")
+    for name in ("sa2net-paper", None):
+        model = create_model("sa2net-paper", 1, 3) if name else None
+        kwargs = {"device": "cuda", "amp": True, "tile": 512, "overlap": 64, "batch_size": 16,
+                  "model": model} if name else {"device": "cuda"}  # fmt: skip
+        stages, on_progress = _clock()
         start = time.perf_counter()
-        job = segment_job(
-            str(slide),
-            model=model,
-            device="cuda",
-            amp=True,
-            tile=args.tile,
-            overlap=args.overlap,
-            batch_size=args.batch,
-            out=Path(folder) / "l.zarr",
-        )
-        result = run_job(job, on_progress)
-        end = time.perf_counter()
-        stages[clock["stage"]] = stages.get(clock["stage"], 0.0) + end - clock["t"]
-        seconds = end - start
-    mpx = (reps * 1024) ** 2 / 1e6
-    print(
-        f"sa2net-paper bf16 on {torch.cuda.get_device_name()}: {mpx:.0f} MP zarr slide in "
-        f"{seconds:.1f} s = {mpx / seconds:.2f} MP/s end to end (tile {args.tile}, overlap "
-        f"{args.overlap}, batch {args.batch}, {result.n_objects} objects)"
-    )
-    print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    if "tile" in stages:
-        print(f"  prediction stage alone: {mpx / stages['tile']:.2f} MP/s")
+        result = run_job(segment_job(str(slide), out=Path(args.scratch) / "gpu.zarr",
+                                     overwrite=True, **kwargs), on_progress)  # fmt: skip
+        seconds = time.perf_counter() - start
+        on_progress.close()
+        mpx = args.host_size**2 / 1e6
+        print(f"{name or 'bundled model'} on {torch.cuda.get_device_name()}: {mpx / seconds:.2f}"
+              f" MP/s end to end, {result.n_objects} objects")  # fmt: skip
+        print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="sa2net-tiny", help="configuration for throughput")
-    parser.add_argument("--size", type=int, default=1024, help="throughput image edge")
-    parser.add_argument("--tile", type=int, default=256)
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3, help="best of N, interleaved")
-    parser.add_argument("--rss-sizes", type=int, nargs="*", default=[4096, 16384])
-    parser.add_argument("--rss-width", type=int, default=2, help="network width for RSS runs")
-    parser.add_argument(
-        "--tissue", type=float, default=0.25, help="textured fraction of the RSS slides"
-    )
-    parser.add_argument("--scratch", default=None, help="folder for the generated slides")
-    parser.add_argument("--device", default="cpu", help="throughput device: cpu or cuda")
-    parser.add_argument("--cuda", action="store_true", help="paper config, bf16, zarr slide")
+    for flag in ("end-to-end", "host", "rss", "cluster", "throughput", "cuda"):
+        parser.add_argument(f"--{flag}", action="store_true")
+    parser.add_argument("--size", type=int, default=4096, help="end-to-end slide edge")
+    parser.add_argument("--host-size", type=int, default=8192, help="host / cuda slide edge")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tissue", type=int, default=4096, help="dense slide / sparse centre")
+    parser.add_argument("--sparse-size", type=int, default=16384)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scratch", default="/tmp/sa2net-bench", help="slides and outputs")
     args = parser.parse_args()
-    if args.cuda:
-        cuda(args)
-        return
-    throughput(args)
-    if args.rss_sizes:
-        peak_rss(args)
+    Path(args.scratch).mkdir(parents=True, exist_ok=True)
+    chosen = [f for f in ("end_to_end", "host", "rss", "cluster", "throughput", "cuda")
+              if getattr(args, f)] or ["end_to_end"]  # fmt: skip
+    for name in chosen:
+        globals()[name](args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ at its next batch, removes the scratch and leaves no output behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,11 @@ def segment(image: Any, settings: SegmentSettings | None = None, **kwargs: Any) 
 
 
 def segment_job(
-    image: Any, settings: SegmentSettings | None = None, **kwargs: Any
+    image: Any,
+    settings: SegmentSettings | None = None,
+    *,
+    predictor: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
 ) -> Job[SegmentResult]:
     """Segment ``image`` into instance labels with tiled SA2-Net inference.
 
@@ -39,6 +44,9 @@ def segment_job(
         ``out=``, ... : the fields of :class:`.settings.SegmentSettings`), or both (keywords
         override). A bad value raises :class:`.settings.SettingError` at once, when the job
         is created.
+    predictor : callable, optional
+        ``predictor(stats)`` makes the :class:`.predictor.TilePredictor` from the slide's
+        normalization statistics, in place of the model's (the model still sizes the tiles).
 
     Yields
     ------
@@ -56,15 +64,15 @@ def segment_job(
         settings = SegmentSettings.from_kwargs(kwargs)
     elif kwargs:
         settings = settings.replace(**kwargs)
-    return _job(image, settings)
+    return _job(image, settings, predictor)
 
 
-def _job(image: Any, settings: SegmentSettings) -> Job[SegmentResult]:
+def _job(image: Any, settings: SegmentSettings, predictor: Any) -> Job[SegmentResult]:
     from .plan import plan_run
     from .runner import run_plan
 
     plan = plan_run(image, settings)
-    return (yield from run_plan(plan))
+    return (yield from run_plan(plan, predictor))
 
 
 def labels_of(result: SegmentResult) -> np.ndarray:

@@ -8,22 +8,22 @@ makes it exact out of core:
 
 - a component with no seed is one object, with one seed it is that seed's object: no
   watershed is needed, and its size is known from the per-chunk tables;
-- only a component with two or more seeds is flooded, in a window that holds its whole
-  bounding box. A watershed restricted to one component depends only on that component's
-  pixels, so the window gives the very labels a whole-image watershed gives, whatever the
-  chunks; each chunk floods the components that touch it and keeps its own pixels.
+- a component with two or more seeds is flooded in a window that holds its whole box. A
+  watershed restricted to one component depends only on that component's pixels, so the window
+  gives the very labels a whole-image watershed gives, whatever the chunks. Components inside
+  one chunk were already split by the sink (:mod:`.maps`); those that cross chunk edges are
+  flooded here, each chunk flooding the ones that touch it and keeping its own pixels.
 
 Components larger than :data:`MAX_EXTENT` in either direction (confluent tissue, rarely nuclei)
-are flooded in a window of the chunk plus :data:`GIANT_HALO`; only they may differ from a
-whole-image run near chunk borders, and the result says how many there were.
+that cross chunk edges are flooded in a window of the chunk plus :data:`GIANT_HALO`; only they
+may differ from a whole-image run near chunk borders, and the result says how many there were.
 
 Passes, each a set of independent per-chunk tasks on the dask scheduler:
 
-A. labelling, done by the sink as chunks are stored (:mod:`.maps`);
+A. labelling (and splitting inside chunks), done by the sink as chunks are stored;
    joining the per-chunk tables into global components and seeds (:mod:`.labeling`);
-B. the watershed of multi-seed components, per chunk, into the ``grown`` map (seed ids);
-   numbering the objects in raster order of their components (then seeds) and dropping small
-   ones, from the tables and the per-seed sizes of B;
+B. the watershed of multi-seed components that cross chunk edges, per chunk, into ``grown``;
+   numbering the objects in raster order of their components (then seeds), small ones dropped;
 C. the final labels of each non-empty chunk, written to the target (the label store).
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .labeling import GlobalIds, join
-from .maps import MapSink, Thresholds
+from .maps import MapSink, Thresholds, flood
 from .merger import Chunking
 
 #: Components whose box is larger than this in either direction are flooded approximately.
@@ -57,8 +57,10 @@ class Objects:
     seed_comp: np.ndarray
     n_seeds: np.ndarray
     giant: np.ndarray
-    #: Multi-seed components touching each chunk.
+    #: Multi-seed components that cross chunk edges, per chunk they touch.
     work: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    #: Pixels of each seed's object, for seeds split by the sink.
+    seed_pixels: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
     @property
     def multi(self) -> np.ndarray:
@@ -75,6 +77,17 @@ class Numbering:
     area: int
 
 
+def _inside_chunk(chunking: Chunking, boxes: np.ndarray) -> np.ndarray:
+    """Whether each box lies in one chunk without touching that chunk's edge rows / columns."""
+    ys, xs = np.asarray(chunking.ys), np.asarray(chunking.xs)
+    i = np.searchsorted(ys, boxes[:, 0], side="right") - 1
+    j = np.searchsorted(xs, boxes[:, 2], side="right") - 1
+    return (
+        (boxes[:, 0] > ys[i]) & (boxes[:, 1] < ys[i + 1])
+        & (boxes[:, 2] > xs[j]) & (boxes[:, 3] < xs[j + 1])
+    )  # fmt: skip
+
+
 def plan_objects(chunking: Chunking, sink: MapSink) -> Objects:
     """Join the sink's per-chunk tables into global components and seeds."""
     width = sink.scratch.shape[1]
@@ -86,17 +99,22 @@ def plan_objects(chunking: Chunking, sink: MapSink) -> Objects:
     seeds = join(chunking, {ij: t.seeds for ij, t in tables.items()}, width)
     seeds = seeds.drop_small(sink.thresholds.min_seed)
     seed_comp = np.zeros(seeds.count + 1, np.int64)
+    seed_pixels = np.zeros(seeds.count + 1, np.int64)
     for (i, j), table in tables.items():
         n = table.seeds.count
         if n:
             ids = seeds.chunk_lut(i, j, n)[1:]
             comps = fg.chunk_lut(i, j, table.fg.count)[table.seed_fg]
             seed_comp[ids[ids > 0]] = comps[ids > 0]
+            if table.grown.any():
+                seed_pixels[ids[ids > 0]] += table.grown[ids > 0]
     n_seeds = np.bincount(seed_comp[1:], minlength=fg.count + 1)
     n_seeds[0] = 0
     extent = np.maximum(fg.boxes[:, 1] - fg.boxes[:, 0], fg.boxes[:, 3] - fg.boxes[:, 2])
     objects = Objects(fg, seeds, seed_comp, n_seeds, (n_seeds >= 2) & (extent > MAX_EXTENT))
-    for comp in np.flatnonzero(objects.multi):
+    objects.seed_pixels = seed_pixels
+    crossing = objects.multi & ~_inside_chunk(chunking, fg.boxes)
+    for comp in np.flatnonzero(crossing):
         rows, cols = chunking.touching(*fg.boxes[comp])
         for i in rows:
             for j in cols:
@@ -105,7 +123,7 @@ def plan_objects(chunking: Chunking, sink: MapSink) -> Objects:
 
 
 def _windows(objects: Objects, comps: list[int], bounds, shape) -> list[tuple[tuple, list]]:
-    """``(window, components)`` to flood for one chunk: whole boxes, giants around the chunk."""
+    """``(window, components)`` to read for one chunk: whole boxes, giants around the chunk."""
     boxes = objects.fg.boxes
     normal = [c for c in comps if not objects.giant[c]]
     giants = [c for c in comps if objects.giant[c]]
@@ -122,38 +140,45 @@ def _windows(objects: Objects, comps: list[int], bounds, shape) -> list[tuple[tu
         halo = GIANT_HALO
         window = (max(0, y0 - halo), min(shape[0], y1 + halo),
                   max(0, x0 - halo), min(shape[1], x1 + halo))  # fmt: skip
-        out.append((window, giants))
+        out.extend((window, [c]) for c in giants)
     return out
 
 
 def grow_chunk(
     ij: tuple[int, int], objects: Objects, refs: dict[str, Any], shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pass B for one chunk: flood its multi-seed components, store the seed ids it keeps.
+    """Pass B for one chunk: flood the multi-seed components that cross its edges.
 
-    Returns the seed ids found in the chunk and their pixel counts there.
+    Each component is flooded alone (:func:`.maps.flood`) over its whole box, read once per
+    window; the chunk keeps its own pixels (global seed ids) in ``grown`` and returns the seed
+    ids found in it with their pixel counts there.
     """
-    from skimage.segmentation import watershed
-
     arrays = {name: ref.open() for name, ref in refs.items()}
     y0, y1, x0, x1 = bounds = objects.fg.chunking.bounds(*ij)
     out = np.zeros((y1 - y0, x1 - x0), np.uint32)
     for (wy0, wy1, wx0, wx1), members in _windows(objects, objects.work[ij], bounds, shape):
-        comp = objects.fg.window(arrays["fg"], wy0, wy1, wx0, wx1)
-        mask = np.isin(comp, members)
-        markers = objects.seeds.window(arrays["seeds"], wy0, wy1, wx0, wx1) * mask
+        comp = objects.fg.window(arrays["objects"], wy0, wy1, wx0, wx1)
+        seeds = objects.seeds.window(arrays["seeds"], wy0, wy1, wx0, wx1)
         relief = np.asarray(arrays["landscape"][wy0:wy1, wx0:wx1])
-        grown = watershed(relief, markers, mask=mask, connectivity=2)
-        cy0, cy1, cx0, cx1 = max(y0, wy0), min(y1, wy1), max(x0, wx0), min(x1, wx1)
-        part = grown[cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0]
-        core = out[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-        np.copyto(core, part, where=part > 0)
+        for c in members:
+            # the component's box inside the window (clipped to the window for giants)
+            by0, by1, bx0, bx1 = objects.fg.boxes[c]
+            by0, by1, bx0, bx1 = max(by0, wy0), min(by1, wy1), max(bx0, wx0), min(bx1, wx1)
+            box = (slice(by0 - wy0, by1 - wy0), slice(bx0 - wx0, bx1 - wx0))
+            mask = comp[box] == c
+            grown = flood(relief[box], seeds[box], mask)
+            cy0, cy1, cx0, cx1 = max(y0, by0), min(y1, by1), max(x0, bx0), min(x1, bx1)
+            if cy0 >= cy1 or cx0 >= cx1:
+                continue
+            part = grown[cy0 - by0 : cy1 - by0, cx0 - bx0 : cx1 - bx0]
+            core = out[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+            np.copyto(core, part, where=part > 0)
     arrays["grown"][y0:y1, x0:x1] = out
     ids, counts = np.unique(out[out > 0], return_counts=True)
     return ids, counts
 
 
-def number_objects(objects: Objects, seed_pixels: np.ndarray, min_size: int) -> Numbering:
+def number_objects(objects: Objects, min_size: int) -> Numbering:
     """Ids ``1..N`` in raster order of components (a multi component's seeds in theirs)."""
     n_comp = objects.fg.count
     single = ~objects.multi
@@ -166,7 +191,7 @@ def number_objects(objects: Objects, seed_pixels: np.ndarray, min_size: int) -> 
         seeds = seeds[seeds > 0]
         entries_comp = np.concatenate([entries_comp, objects.seed_comp[seeds]])
         entries_seed = np.concatenate([entries_seed, seeds])
-        sizes = np.concatenate([sizes, seed_pixels[seeds]])
+        sizes = np.concatenate([sizes, objects.seed_pixels[seeds]])
     order = np.lexsort((entries_seed, entries_comp))
     keep = order[sizes[order] >= max(1, min_size)]
     ids = np.arange(1, keep.size + 1, dtype=np.uint32)
@@ -183,8 +208,13 @@ def write_chunk(
 ) -> None:
     """Pass C for one chunk: its final uint32 labels into ``target`` (an array reference)."""
     y0, y1, x0, x1 = objects.fg.chunking.bounds(*ij)
-    local = np.asarray(refs["fg"].open()[y0:y1, x0:x1])
-    out = numbering.comp_final[objects.fg.of_block(local, *ij)]
+    codes = np.asarray(refs["objects"].open()[y0:y1, x0:x1])
+    n = int(objects.fg.counts[ij])
+    lut = numbering.comp_final[objects.fg.chunk_lut(*ij, n)]
+    if objects.seeds is not None:  # codes above n: seeds of components split by the sink
+        m = int(objects.seeds.counts[ij])
+        lut = np.concatenate([lut, numbering.seed_final[objects.seeds.chunk_lut(*ij, m)[1:]]])
+    out = lut[codes]
     if ij in objects.work:
         grown = np.asarray(refs["grown"].open()[y0:y1, x0:x1])
         out = np.where(grown > 0, numbering.seed_final[grown], out)
@@ -206,19 +236,18 @@ def instances(
 
     thresholds: Thresholds = sink.thresholds
     objects = plan_objects(chunking, sink)
-    refs = {
-        name: sink.scratch[name] for name in ("fg", "seeds", "landscape") if name in sink.scratch
-    }
+    names = ("objects", "seeds", "landscape")
+    refs = {name: sink.scratch[name] for name in names if name in sink.scratch}
     shape = sink.scratch.shape
-    seed_pixels = np.zeros(objects.seed_comp.size, np.int64)
-    objects_ref = dask.delayed(objects, pure=True)
     if objects.work:
         refs["grown"] = sink.scratch.create("grown")
         task = dask.delayed(grow_chunk, pure=True)
-        tasks = [task(ij, objects_ref, refs, shape) for ij in sorted(objects.work)]
+        work_ref = dask.delayed(objects, pure=True)
+        tasks = [task(ij, work_ref, refs, shape) for ij in sorted(objects.work)]
         for ids, counts in run_tasks("grow", tasks):
-            seed_pixels[ids] += counts
-    numbering = number_objects(objects, seed_pixels, thresholds.min_size)
+            objects.seed_pixels[ids] += counts
+    objects_ref = dask.delayed(objects, pure=True)
+    numbering = number_objects(objects, thresholds.min_size)
     busy = [ij for ij in chunking.indices() if not sink.tables[chunking.bounds(*ij)].empty]
     task = dask.delayed(write_chunk, pure=True)
     numbering_ref = dask.delayed(numbering, pure=True)

@@ -30,6 +30,7 @@ class GlobalIds:
 
     chunking: Chunking
     offsets: np.ndarray
+    counts: np.ndarray
     lut: np.ndarray
     sizes: np.ndarray
     boxes: np.ndarray
@@ -45,19 +46,27 @@ class GlobalIds:
         return np.concatenate([[0], self.lut[start + 1 : start + n + 1]]).astype(np.uint32)
 
     def of_block(self, block: np.ndarray, i: int, j: int) -> np.ndarray:
-        """Global ids of a chunk's local label block."""
-        start = int(self.offsets[i, j])
-        ids = block.astype(np.int64)
-        return np.where(ids > 0, self.lut[(ids + start) * (ids > 0)], 0).astype(np.uint32)
+        """Global ids of a chunk's local label block (codes above its local count are 0)."""
+        out = np.zeros(block.shape, np.uint32)
+        flat = block.ravel()
+        where = np.flatnonzero(flat)  # mostly background: look up the labelled pixels only
+        codes = flat[where].astype(np.int64)
+        known = codes <= self.counts[i, j]
+        out.ravel()[where[known]] = self.lut[codes[known] + self.offsets[i, j]]
+        return out
 
     def window(self, local: Any, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Global ids of ``[y0:y1, x0:x1]`` of a local-label array (numpy or zarr)."""
-        block = np.asarray(local[y0:y1, x0:x1]).astype(np.int64)
-        ys, xs = np.asarray(self.chunking.ys), np.asarray(self.chunking.xs)
-        rows = np.searchsorted(ys, np.arange(y0, y1), side="right") - 1
-        cols = np.searchsorted(xs, np.arange(x0, x1), side="right") - 1
-        ids = block + self.offsets[rows[:, None], cols[None, :]]
-        return np.where(block > 0, self.lut[ids * (block > 0)], 0).astype(np.uint32)
+        block = np.asarray(local[y0:y1, x0:x1])
+        out = np.zeros(block.shape, np.uint32)
+        rows, cols = self.chunking.touching(y0, y1, x0, x1)
+        for i in rows:  # each chunk the window overlaps, with that chunk's offset
+            cy0, cy1 = max(y0, self.chunking.ys[i]), min(y1, self.chunking.ys[i + 1])
+            for j in cols:
+                cx0, cx1 = max(x0, self.chunking.xs[j]), min(x1, self.chunking.xs[j + 1])
+                part = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+                out[part] = self.of_block(block[part], i, j)
+        return out
 
     def drop_small(self, min_size: int) -> GlobalIds:
         """Remove components with fewer than ``min_size`` pixels; renumber 1..N in order."""
@@ -69,6 +78,7 @@ class GlobalIds:
         return GlobalIds(
             self.chunking,
             self.offsets,
+            self.counts,
             renumber[self.lut],
             self.sizes[index],
             self.boxes[index],
@@ -160,7 +170,7 @@ def join(chunking: Chunking, parts: dict[tuple[int, int], Components], width: in
     out_boxes[0] = 0
     out_keys = np.zeros(n + 1, np.int64)
     out_keys[1:] = first[order[1:]]
-    return GlobalIds(chunking, offsets, lut, out_sizes, out_boxes, out_keys)
+    return GlobalIds(chunking, offsets, counts, lut, out_sizes, out_boxes, out_keys)
 
 
 def label_mask(mask: Any, chunking: Chunking | None = None) -> tuple[np.ndarray, GlobalIds]:

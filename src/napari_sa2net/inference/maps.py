@@ -1,39 +1,34 @@
 """From each chunk's probabilities to the maps the instance stage needs (the pipeline's sink).
 
-As soon as a chunk's probabilities are merged, :meth:`MapSink.put` thresholds them and keeps
-only what post-processing reads, so the float32 probabilities never reach storage:
+As soon as a chunk's probabilities are merged, :meth:`MapSink.put` thresholds them, labels the
+chunk and keeps only what the instance stage (:mod:`.instances`) reads, so float32
+probabilities never reach storage:
 
-- ``fg``: uint32 connected components (8-connectivity) of the foreground, numbered per chunk;
-- ``seeds``: the same for the interior (seed) pixels, instance mode only;
-- ``landscape``: the background probability as uint16 (``round(p * 65535)``), the relief the
-  watershed floods, instance mode only.
+- ``objects``: uint32 codes of the chunk's objects-to-be. A foreground component (8-connected)
+  has code = its local id; a component that lies inside the chunk (touching none of its edges)
+  and holds two or more seeds is already split here, by the same watershed as a whole-image run
+  (it is all in memory, and its seeds are all its seeds), and its pixels have code
+  ``n_components + local seed id``;
+- ``seeds`` and ``landscape``: only for components that touch the chunk's edges and hold a
+  seed (they may continue in the next chunk): the local seed ids and the background probability
+  as uint16 (``round(p * 65535)``), the markers and relief of their watershed later.
 
-That is 10 bytes a pixel before compression (mostly zeros and 65535s) instead of 12 of float32
-probabilities, and the foreground / seed labelling of the instance stage is already done.
 Each chunk also leaves a :class:`ChunkTable` of its components (sizes, boxes, first pixels and
-the ids along its four edges), from which :mod:`.instances` joins them across chunks without
-reading the maps again.
-
-Where the maps live is a :class:`Scratch`: numpy arrays for small images, zarr arrays in a
-folder (next to the output, so cluster workers see them) for large ones.
+the ids along its four edges) and of the regions grown here, from which :mod:`.instances` joins
+them across chunks without reading the maps again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from .scratch import LANDSCAPE_MAX, Scratch
+
 EIGHT = np.ones((3, 3), bool)
-#: Quantization of the background probability in the ``landscape`` map.
-LANDSCAPE_MAX = 65535
-#: Fill values of the maps (chunks never written read as these).
-FILL = {"fg": 0, "seeds": 0, "landscape": LANDSCAPE_MAX, "grown": 0, "labels": 0}
-DTYPES = {"fg": np.uint32, "seeds": np.uint32, "landscape": np.uint16, "grown": np.uint32,
-          "labels": np.uint32}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,100 +82,108 @@ class Components:
     def count(self) -> int:
         return int(self.sizes.size)
 
+    def on_edges(self) -> np.ndarray:
+        """``count + 1`` bools: whether each id touches the chunk's edges (index 0 unused)."""
+        touching = np.zeros(self.count + 1, bool)
+        touching[np.concatenate(self.edges)] = True
+        touching[0] = False
+        return touching
+
 
 def label_components(
-    mask: np.ndarray, y0: int, x0: int, width: int
+    mask: np.ndarray, y0: int, x0: int, width: int, boxes: bool = True
 ) -> tuple[np.ndarray, Components]:
-    """8-connected components of a chunk's mask at ``(y0, x0)`` of an image ``width`` wide."""
+    """8-connected components of a chunk's mask at ``(y0, x0)`` of an image ``width`` wide.
+
+    ``boxes=False`` leaves the boxes out (zeros), for masks whose boxes nobody reads.
+    """
     labels, n = ndi.label(mask, structure=EIGHT)
     labels = labels.astype(np.uint32, copy=False)
     edges = (labels[0].copy(), labels[-1].copy(), labels[:, 0].copy(), labels[:, -1].copy())
     if n == 0:
         empty = np.zeros(0, np.int64)
         return labels, Components(empty, empty, np.zeros((0, 4), np.int64), edges)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.int64)
-    boxes = np.empty((n, 4), np.int64)
-    keys = np.empty(n, np.int64)
-    for k, (rows, cols) in enumerate(ndi.find_objects(labels)):
-        top = labels[rows.start, cols]
-        first = cols.start + int(np.argmax(top == k + 1))
-        boxes[k] = (rows.start + y0, rows.stop + y0, cols.start + x0, cols.stop + x0)
-        keys[k] = (rows.start + y0) * width + first + x0
-    return labels, Components(sizes, keys, boxes, edges)
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    ids = flat[where].astype(np.int64)
+    sizes = np.bincount(ids, minlength=n + 1)[1:]
+    first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, ids, where)
+    w = labels.shape[1]
+    keys = (first[1:] // w + y0) * width + first[1:] % w + x0
+    found = np.zeros((n, 4), np.int64)
+    if boxes:
+        slices = ndi.find_objects(labels)
+        found = np.array([(r.start, r.stop, c.start, c.stop) for r, c in slices], np.int64)
+        found += (y0, y0, x0, x0)
+    return labels, Components(sizes, keys, found, edges)
 
 
 @dataclass
 class ChunkTable:
-    """What one stored chunk leaves for the instance stage (pass A of :mod:`.instances`)."""
+    """What one stored chunk leaves for the instance stage."""
 
     bounds: tuple[int, int, int, int]
     fg: Components
     seeds: Components | None = None
     #: Chunk-local foreground id of each seed's component.
     seed_fg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Pixels grown here from each local seed (seeds of components split in this chunk).
+    grown: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Whether seeds and relief of components touching the chunk's edges were stored.
+    edge_maps: bool = False
 
     @property
     def empty(self) -> bool:
         return self.fg.count == 0
 
 
-class ArrayRef:
-    """A scratch array by reference: a numpy array (threads) or a zarr path (any process)."""
+def flood(relief: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The watershed of ONE component (``mask``) from its seeds, over the component's box.
 
-    def __init__(self, array: Any, path: str | None = None) -> None:
-        self._array, self.path = (None, path) if path is not None else (array, None)
-
-    def open(self) -> Any:
-        if self.path is None:
-            return self._array
-        import zarr
-
-        return zarr.open_array(self.path, mode="r+")
-
-    def __getstate__(self) -> dict[str, Any]:
-        if self.path is None:
-            return self.__dict__
-        return {"_array": None, "path": self.path}
-
-
-class Scratch:
-    """The scratch maps of one run: numpy arrays, or zarr arrays under ``folder``.
-
-    Zarr arrays are chunked like the pipeline and compressed with Blosc lz4 (fast; the maps
-    are mostly constant). Arrays are created on first use and referenced by name.
+    skimage's watershed breaks ties between equal seed pixels by the layout of its heap, which
+    depends on every seed in the call: two components flooded in one call can change each
+    other's split lines on plateaus (saturated probabilities make many). Flooded alone, a
+    component gets the same labels in any window that holds it, so every chunking agrees.
     """
+    from skimage.segmentation import watershed
 
-    def __init__(self, shape: tuple[int, int], chunks: tuple[int, int], folder: Path | None):
-        self.shape, self.chunks, self.folder = shape, chunks, folder
-        self._refs: dict[str, ArrayRef] = {}
+    return watershed(relief, markers * mask, mask=mask, connectivity=2)
 
-    @property
-    def on_disk(self) -> bool:
-        return self.folder is not None
 
-    def create(self, name: str) -> ArrayRef:
-        dtype, fill = DTYPES[name], FILL[name]
-        if self.folder is None:
-            ref = ArrayRef(np.full(self.shape, fill, dtype))
-        else:
-            from numcodecs import Blosc
+def grow_inside(
+    bounds: tuple[int, int, int, int],
+    fg: np.ndarray,
+    parts: Components,
+    seeds: np.ndarray,
+    seed_parts: Components,
+    seed_fg: np.ndarray,
+    landscape: np.ndarray,
+    min_seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split the components inside the chunk that hold 2+ seeds: ``(objects, grown sizes)``.
 
-            from ..io._zarr_compat import create_v2_array, create_v2_group
-
-            group = create_v2_group(self.folder / name)
-            chunks = tuple(min(c, s) for c, s in zip(self.chunks, self.shape))
-            codec = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
-            create_v2_array(group, "0", shape=self.shape, chunks=chunks, dtype=dtype,
-                            fill_value=fill, compressor=codec)  # fmt: skip
-            ref = ArrayRef(None, str(self.folder / name / "0"))
-        self._refs[name] = ref
-        return ref
-
-    def __getitem__(self, name: str) -> ArrayRef:
-        return self._refs[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._refs
+    Such a component and all its seeds lie in this chunk, so its seeds' sizes are their true
+    sizes and its watershed (:func:`flood`) is the one a whole-image run gives.
+    ``objects`` codes: component id, or ``n + seed id`` for the pixels of split components.
+    """
+    n, m = parts.count, seed_parts.count
+    kept = seed_parts.sizes >= min_seed
+    inside = ~parts.on_edges()
+    counts = np.bincount(seed_fg[kept & inside[seed_fg]], minlength=n + 1)
+    split = np.flatnonzero(counts >= 2)
+    grown = np.zeros(m + 1, np.int64)
+    if split.size == 0:
+        return fg, grown[1:]
+    markers = np.r_[0, np.where(kept, np.arange(1, m + 1), 0)].astype(np.uint32)
+    objects = fg.copy()
+    for comp, (y0, y1, x0, x1) in zip(split, parts.boxes[split - 1]):
+        box = (slice(y0 - bounds[0], y1 - bounds[0]), slice(x0 - bounds[2], x1 - bounds[2]))
+        mask = fg[box] == comp
+        regions = flood(landscape[box], markers[seeds[box]], mask)
+        objects[box][mask] = n + regions[mask]
+        grown += np.bincount(regions[mask], minlength=m + 1)
+    return objects, grown[1:]
 
 
 class MapSink:
@@ -191,7 +194,7 @@ class MapSink:
 
     def __init__(self, scratch: Scratch, thresholds: Thresholds) -> None:
         self.scratch, self.thresholds = scratch, thresholds
-        names = ("fg",) if thresholds.mode == "binary" else ("fg", "seeds", "landscape")
+        names = ("objects",) if thresholds.mode == "binary" else ("objects", "seeds", "landscape")
         self.arrays = {name: scratch.create(name).open() for name in names}
         self.tables: dict[tuple[int, int, int, int], ChunkTable] = {}
 
@@ -203,19 +206,28 @@ class MapSink:
         y0, y1, x0, x1 = bounds
         width = self.scratch.shape[1]
         foreground, interior, landscape = classify(probs, self.thresholds)
-        fg, fg_parts = label_components(foreground, y0, x0, width)
-        table = ChunkTable(bounds, fg_parts)
-        classes = foreground.astype(np.uint8)
-        if fg_parts.count:
-            self.arrays["fg"][y0:y1, x0:x1] = fg
-        if interior is not None:
-            seeds, seed_parts = label_components(interior, y0, x0, width)
-            first = seed_parts.keys - (y0 * width + x0)
-            rows, cols = first // width, first % width
-            table.seeds, table.seed_fg = seed_parts, fg[rows, cols].astype(np.int64)
-            classes += interior
-            if fg_parts.count:
-                self.arrays["seeds"][y0:y1, x0:x1] = seeds
-                self.arrays["landscape"][y0:y1, x0:x1] = landscape
+        fg, parts = label_components(foreground, y0, x0, width)
+        table = ChunkTable(bounds, parts)
         self.tables[bounds] = table
+        classes = foreground.astype(np.uint8)
+        if interior is None:  # binary: the components are the objects
+            if parts.count:
+                self.arrays["objects"][y0:y1, x0:x1] = fg
+            return classes
+        seeds, seed_parts = label_components(interior, y0, x0, width, boxes=False)
+        first = seed_parts.keys - (y0 * width + x0)
+        seed_fg = fg[first // width, first % width].astype(np.int64)
+        table.seeds, table.seed_fg = seed_parts, seed_fg
+        classes += interior
+        if not parts.count:
+            return classes
+        objects, table.grown = grow_inside(bounds, fg, parts, seeds, seed_parts, seed_fg,
+                                           landscape, self.thresholds.min_seed)  # fmt: skip
+        self.arrays["objects"][y0:y1, x0:x1] = objects
+        edge = parts.on_edges()
+        if edge.any():  # components that may go on in a neighbour: kept for their watershed
+            keep = edge[fg]
+            self.arrays["seeds"][y0:y1, x0:x1] = np.where(keep, seeds, 0)
+            self.arrays["landscape"][y0:y1, x0:x1] = np.where(keep, landscape, LANDSCAPE_MAX)
+            table.edge_maps = True
         return classes

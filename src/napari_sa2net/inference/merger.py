@@ -166,7 +166,7 @@ class Accumulator:
         if probs is None:
             target += self._empty * weight
         else:
-            target.addcmul_(probs.double(), weight)
+            target.addcmul_(probs, weight)  # float32 probabilities, summed in float64
         self.sums[self.num_classes, ys, xs] += weight
 
     def to_host(self) -> np.ndarray:
@@ -228,6 +228,6 @@ def merge_chunk(
     weight = acc[num_classes]
     if not np.all(weight > 0):
         raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
-    probs = acc[:num_classes]
-    np.divide(probs, weight, out=probs)
-    return probs.astype(np.float32)
+    probs = np.empty((num_classes, *shape), np.float32)
+    np.divide(acc[:num_classes], weight, out=probs, casting="same_kind")  # rounded once
+    return probs

@@ -73,8 +73,9 @@ def probabilities_to_instances(
     import dask
 
     from .instances import instances
-    from .maps import ArrayRef, MapSink, Scratch, Thresholds
+    from .maps import MapSink, Thresholds
     from .merger import Chunking
+    from .scratch import ArrayRef, Scratch
 
     probs = _check_probs(probs, mode)
     shape = probs.shape[1:]

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,18 @@ import numpy as np
 from .. import __version__
 from .._progress import Cancelled, Job, Progress
 from .instances import instances
-from .maps import ArrayRef, MapSink, Scratch
+from .maps import MapSink
+from .memory import keep_freed_memory, release_memory
 from .pipeline import predict_chunks
 from .plan import RunPlan
 from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary
 from .scan import Scan, scan
+from .scratch import ArrayRef, Scratch
 
 #: Tasks of the instance stage computed between two progress events (and cancel checks).
 TASK_BATCH = 8
+#: Makes a tile predictor from the slide's normalization statistics.
+MakePredictor = Callable[[tuple[np.ndarray, np.ndarray]], Any]
 
 
 class Reporter:
@@ -75,8 +80,13 @@ class Reporter:
         return run
 
 
-def run_plan(plan: RunPlan) -> Job[SegmentResult]:
-    """Run ``plan`` in a worker thread, yielding its progress; see the module docstring."""
+def run_plan(plan: RunPlan, predictor: MakePredictor | None = None) -> Job[SegmentResult]:
+    """Run ``plan`` in a worker thread, yielding its progress; see the module docstring.
+
+    ``predictor(stats)``, if given, makes the :class:`~.predictor.TilePredictor` from the
+    slide's normalization statistics instead of the plan's model (a zero-cost predictor to
+    measure the host pipeline, another model format).
+    """
     started = time.perf_counter()
     yield Progress("segment", 0, 1, 0, plan.message())
     events: queue.Queue = queue.Queue()
@@ -84,8 +94,9 @@ def run_plan(plan: RunPlan) -> Job[SegmentResult]:
     outcome: dict[str, Any] = {}
     scratch = _scratch_folder(plan)
     thread = threading.Thread(
-        target=_work, args=(plan, scratch, Reporter(events, cancel), outcome), daemon=True
-    )
+        target=_work, args=(plan, scratch, Reporter(events, cancel), outcome, predictor),
+        daemon=True,
+    )  # fmt: skip
     thread.start()
     try:
         while thread.is_alive() or not events.empty():
@@ -125,11 +136,14 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
     return folder
 
 
-def _work(plan: RunPlan, scratch: Path | None, report: Reporter, outcome: dict) -> None:
+def _work(plan: RunPlan, scratch: Path | None, report: Reporter, outcome: dict, make) -> None:
+    keep_freed_memory()  # forward passes reuse their activations' pages (no refaulting)
     try:
-        outcome["result"] = _segment(plan, scratch, report)
+        outcome["result"] = _segment(plan, scratch, report, make)
     except BaseException as err:  # handed to the generator, which re-raises it
         outcome["error"] = err
+    finally:
+        release_memory()
 
 
 def _scan(plan: RunPlan, report: Reporter) -> Scan:
@@ -142,10 +156,13 @@ def _scan(plan: RunPlan, report: Reporter) -> Scan:
                 plan.settings.skip_background, scheduler, progress)  # fmt: skip
 
 
-def _predictor(plan: RunPlan, found: Scan, report: Reporter) -> Any:
+def _predictor(plan: RunPlan, found: Scan, report: Reporter, make: Any = None) -> Any:
     from .predictor import Predictor
 
-    predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
+    if make is not None:
+        predictor = make(found.stats)
+    else:
+        predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
     predictor.cancel_event = report.cancel
     predictor.on_batch = report.on_batch
     client = plan.execution.client
@@ -157,13 +174,13 @@ def _predictor(plan: RunPlan, found: Scan, report: Reporter) -> Any:
     return client.scatter(predictor, broadcast=True, hash=False)  # the model travels once
 
 
-def _segment(plan: RunPlan, folder: Path | None, report: Reporter) -> SegmentResult:
+def _segment(plan: RunPlan, folder: Path | None, report: Reporter, make) -> SegmentResult:
     found = _scan(plan, report)
     report.tiles_total = len(plan.tiles) - len(found.skip)
     if found.covered is not None:
         report.payload(BackgroundMap(~found.covered, found.cell, plan.shape, plan.image_shape,
                                      len(found.skip), len(plan.tiles)))  # fmt: skip
-    predictor = _predictor(plan, found, report)
+    predictor = _predictor(plan, found, report, make)
     scratch = Scratch(plan.shape, plan.chunking.chunk, folder)
     sink = MapSink(scratch, plan.thresholds)
     on_chunk = None
@@ -213,9 +230,10 @@ def _label_store(plan: RunPlan) -> Any:
     if plan.out is None or plan.out.suffix.lower() != ".zarr" or plan.scale != 1.0:
         return None
     from ..io import create_label_store
+    from .scratch import divisor
 
-    return create_label_store(plan.out, plan.shape, plan.chunking.chunk,
-                              overwrite=plan.settings.overwrite)  # fmt: skip
+    chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)  # tasks write whole chunks
+    return create_label_store(plan.out, plan.shape, chunks, overwrite=plan.settings.overwrite)
 
 
 def _restore(plan: RunPlan, target: ArrayRef, area: int) -> tuple[Any, int]:

@@ -78,6 +78,8 @@ def model_halo(net: Any) -> int:
         if recorded.get("weights") == fingerprint and isinstance(recorded.get("px"), int):
             halo = recorded["px"]
         else:
+            from .memory import release_memory
+
             halo = suggested_halo(net)
             release_memory()
             if isinstance(getattr(net, "metadata", None), dict):
@@ -85,16 +87,6 @@ def model_halo(net: Any) -> int:
         cached = (stamp, halo)
         _HALO_CACHE[net] = cached
     return cached[1]
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the system (glibc), after a large transient peak."""
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError, TypeError):  # not glibc: nothing to do
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def available_bytes(device: Any) -> int:

@@ -1,0 +1,46 @@
+"""The C heap during a run: keep freed activation memory for the next forward pass.
+
+glibc hands memory blocks above its mmap threshold (and the free top of the heap above its trim
+threshold) back to the system as soon as they are freed, so every forward pass on a CPU mapped
+and faulted in its activations afresh: for the bundled model on 512² tiles a third of the time
+went to the kernel (2 s of system time for 6 tiles) and a tile took 0.73 s instead of 0.53-0.65 s.
+:func:`keep_freed_memory` raises both thresholds for the process (the peak does not grow: the
+same blocks are reused); :func:`release_memory` returns what is free at the end of a run. Both
+do nothing where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+
+#: glibc's mallopt parameters.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: Blocks up to this size come from the heap and are kept after being freed.
+KEEP_BYTES = 256 << 20
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed blocks up to :data:`KEEP_BYTES` in the process (True where it took effect)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    kept = libc.mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)
+    return bool(kept and libc.mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system, after a run or a large transient peak."""
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(OSError):
+            libc.malloc_trim(0)
