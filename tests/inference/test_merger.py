@@ -96,7 +96,7 @@ def test_device_blending_equals_host_blending():
     tensors = _blend(plan, tiles, flat, kept, as_tensor=True)
     np.testing.assert_array_equal(tensors, host)
     weights = sum(np.pad(plan.window(t), ((t.y0, 100 - t.y1), (t.x0, 90 - t.x1))) for t in tiles)
-    np.testing.assert_allclose(host[3], weights, rtol=1e-6)  # the blend holds every weight
+    np.testing.assert_allclose(host[3], weights, rtol=1e-5)  # every weight (but EPS margins)
 
 
 @pytest.mark.gpu

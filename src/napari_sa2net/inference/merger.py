@@ -16,11 +16,12 @@ probabilities; the merger only blends what it is given, on the host or on the pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from .tiling import Tile, TilePlan
+from .tiling import EPS_WEIGHT, Tile, TilePlan
 
 
 @dataclass(frozen=True)
@@ -159,14 +160,18 @@ class Accumulator:
 
         y0, _, x0, _ = self.extent
         device = self.sums.device
-        wy, wx = (torch.from_numpy(f.copy()).to(device) for f in self.plan.window_factors(tile))
-        weight = torch.outer(wy, wx).double()  # float32 product, as np.outer in window()
-        ys, xs = slice(tile.y0 - y0, tile.y1 - y0), slice(tile.x0 - x0, tile.x1 - x0)
+        (ry, fy), (rx, fx) = (_support(f) for f in self.plan.window_factors(tile))
+        # Where this tile's weight is only EPS_WEIGHT a neighbour's is ~1 (every pixel has a
+        # tile that weighs it fully): leaving those margins out changes a blend by < 1e-6 and
+        # skips a third of the work.
+        weight = torch.outer(*(torch.from_numpy(f).to(device) for f in (fy, fx))).double()
+        ys = slice(tile.y0 - y0 + ry.start, tile.y0 - y0 + ry.stop)
+        xs = slice(tile.x0 - x0 + rx.start, tile.x0 - x0 + rx.stop)
         target = self.sums[: self.num_classes, ys, xs]
         if probs is None:
             target += self._empty * weight
         else:
-            target.addcmul_(probs, weight)  # float32 probabilities, summed in float64
+            target.addcmul_(probs[:, ry, rx], weight)  # float32 probabilities, float64 sums
         self.sums[self.num_classes, ys, xs] += weight
 
     def to_host(self) -> np.ndarray:
@@ -179,6 +184,19 @@ class Accumulator:
         if not bool((weight > 0).all()):
             raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
         return (self.sums[: self.num_classes] / weight).float().cpu().numpy()
+
+
+@lru_cache(maxsize=256)
+def _support_of(key: bytes, length: int) -> tuple[int, int]:
+    factor = np.frombuffer(key, np.float32)
+    inside = np.flatnonzero(factor > EPS_WEIGHT)
+    return (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, length)
+
+
+def _support(factor: np.ndarray) -> tuple[slice, np.ndarray]:
+    """The span of a 1-D blending ramp above ``EPS_WEIGHT``, and the ramp over it."""
+    start, stop = _support_of(factor.tobytes(), factor.size)
+    return slice(start, stop), np.ascontiguousarray(factor[start:stop])
 
 
 def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:

@@ -72,8 +72,65 @@ class Execution:
         return list(dask.compute(*tasks, scheduler="threads", num_workers=self.workers))
 
 
+class RegionReader:
+    """Reads regions of a dask ``YXC`` image, keeping recently decoded chunks for neighbours.
+
+    A group's region is its chunk plus the spill of its last tiles, so it decodes up to four
+    chunks of the file for little more than one chunk of pixels; the next group (to the right)
+    and the next row need the same chunks again. Decoded chunks are kept, least recently used
+    first out, up to ``budget`` bytes (a row of chunks of most slides), which cut the decoding
+    of an 8192² zarr slide to about a third. Thread-safe.
+    """
+
+    def __init__(self, image: Any, budget: int = 128 << 20) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.image, self.budget = image, budget
+        self.ys = np.cumsum((0, *image.chunks[0]))
+        self.xs = np.cumsum((0, *image.chunks[1]))
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def _block(self, i: int, j: int) -> np.ndarray:
+        with self._lock:
+            block = self._cache.get((i, j))
+            if block is not None:
+                self._cache.move_to_end((i, j))
+                return block
+        block = np.asarray(self.image.blocks[i, j].compute(scheduler="sync"))
+        with self._lock:
+            if (i, j) not in self._cache:
+                self._cache[(i, j)] = block
+                self._bytes += block.nbytes
+            while self._bytes > self.budget and len(self._cache) > 1:
+                self._bytes -= self._cache.popitem(last=False)[1].nbytes
+        return block
+
+    def __call__(self, extent: Bounds) -> np.ndarray:
+        y0, y1, x0, x1 = extent
+        rows = range(int(np.searchsorted(self.ys, y0, "right")) - 1,
+                     int(np.searchsorted(self.ys, y1 - 1, "right")))  # fmt: skip
+        cols = range(int(np.searchsorted(self.xs, x0, "right")) - 1,
+                     int(np.searchsorted(self.xs, x1 - 1, "right")))  # fmt: skip
+        out = np.empty((y1 - y0, x1 - x0, self.image.shape[2]), self.image.dtype)
+        for i in rows:
+            for j in cols:
+                block = self._block(i, j)
+                by, bx = int(self.ys[i]), int(self.xs[j])
+                sy0, sy1 = max(y0, by), min(y1, by + block.shape[0])
+                sx0, sx1 = max(x0, bx), min(x1, bx + block.shape[1])
+                out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = block[
+                    sy0 - by : sy1 - by, sx0 - bx : sx1 - bx
+                ]
+        return out
+
+
 def read_region(image: Any, extent: Bounds) -> np.ndarray:
-    """Pixels ``[y0:y1, x0:x1]`` of a numpy or dask ``YXC`` image, read by this thread alone."""
+    """Pixels ``[y0:y1, x0:x1]`` of a numpy or dask ``YXC`` image (or a :class:`RegionReader`)."""
+    if isinstance(image, RegionReader):
+        return image(extent)
     y0, y1, x0, x1 = extent
     region = image[y0:y1, x0:x1]
     if hasattr(region, "compute"):
@@ -245,6 +302,7 @@ class _GroupRunner:
     def __init__(self, image, plan, chunking, groups, predictor, skip, execution) -> None:
         self.args = (image, plan, chunking, groups, predictor, skip)
         self.execution = execution
+        self.reader = RegionReader(image) if hasattr(image, "blocks") else image
         self.futures: deque[Any] = deque()
         if execution.distributed:
             self.pool, self.ahead = None, 2 * max(1, len(execution.client.nthreads()))
@@ -270,7 +328,7 @@ class _GroupRunner:
                 pure=False,
             )  # fmt: skip
         return self.pool.submit(
-            group_parts, image, (0, 0), bounds, tiles, plan, predictor, own_skip
+            group_parts, self.reader, (0, 0), bounds, tiles, plan, predictor, own_skip
         )
 
     def ordered(self):

@@ -234,12 +234,20 @@ class ZeroCostPredictor(_Base):
 
     def predict(self, tiles: Sequence[np.ndarray], shape: tuple[int, int], to_host: bool = True):
         self._check()
-        x = self.prepare(tiles, shape).mean(axis=1)
-        foreground = np.clip((x - 0.2) / 0.3, 0.0, 1.0)
-        if self.num_classes == 1:
-            out = foreground[:, None]
-        else:
-            interior = np.clip((x - 0.35) / 0.3, 0.0, 1.0) * foreground
-            out = np.stack([1.0 - foreground, interior, foreground - interior], axis=1)
+        batch = self.prepare(tiles, shape)
+        x = batch[:, 0] if batch.shape[1] == 1 else batch.mean(axis=1)
+        out = np.empty((len(batch), self.num_classes, *shape), np.float32)
+        foreground = out[:, -1]  # the ramps are computed in place in the output
+        np.subtract(x, 0.2, out=foreground)
+        foreground *= 1 / 0.3
+        np.clip(foreground, 0.0, 1.0, out=foreground)
+        if self.num_classes == 3:
+            interior = out[:, 1]
+            np.subtract(x, 0.35, out=interior)
+            interior *= 1 / 0.3
+            np.clip(interior, 0.0, 1.0, out=interior)
+            interior *= foreground
+            np.subtract(1.0, foreground, out=out[:, 0])
+            foreground -= interior  # the last plane becomes the boundary
         self._done(len(tiles))
-        return out.astype(np.float32, copy=False)
+        return out

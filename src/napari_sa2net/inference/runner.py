@@ -246,7 +246,7 @@ def _restore(plan: RunPlan, target: ArrayRef, area: int) -> tuple[Any, int]:
     from .rescale import restore_labels
 
     if not isinstance(labels, np.ndarray):
-        labels = da.from_zarr(labels)
+        labels = da.from_array(labels, chunks=labels.chunks)
     labels = restore_labels(labels, plan.image_shape)
     counted = (labels > 0).sum()
     return labels, int(counted.compute() if hasattr(counted, "compute") else counted)
@@ -293,7 +293,7 @@ def _write(plan: RunPlan, store: Any, labels: Any, provenance: dict[str, Any]) -
     from ..io import write_labels_tiff, write_ome_zarr_labels
 
     if not isinstance(labels, (np.ndarray, da.Array)):
-        labels = da.from_zarr(labels)
+        labels = da.from_array(labels, chunks=labels.chunks)
     overwrite = plan.settings.overwrite
     with dask.config.set(scheduler="threads"):
         if plan.out.suffix.lower() == ".zarr":

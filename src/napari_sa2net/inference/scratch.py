@@ -1,9 +1,11 @@
-"""Scratch arrays of one run: numpy in memory, or zarr on disk next to the output.
+"""Scratch arrays of one run: numpy in memory, or compressed blocks on disk next to the output.
 
-Zarr arrays are compressed with Blosc lz4 (fast; the maps are mostly constant) in chunks that
-divide the pipeline's (at most :data:`SCRATCH_CHUNK`: a window a little larger than a pipeline
-chunk then decompresses 1.5 chunks' worth, not 9), so tasks on different pipeline chunks never
-write the same zarr chunk. An :class:`ArrayRef` travels to cluster workers as a path.
+On disk each map is a :class:`BlockArray`: one file per pipeline chunk, the chunk's pixels
+compressed with Blosc lz4 (fast; the maps are mostly constant), written whole by the task of that
+chunk and read back by window. zarr did the same at ~2 ms of bookkeeping per zarr chunk, which
+was most of the cost of the scratch (its lz4 coding of a 1024² uint32 chunk takes 1.4 ms); the
+scratch is never seen by a user, so it needs none of zarr's generality. Blocks never written
+read as the map's fill value.
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ DTYPES = {"objects": np.uint32, "seeds": np.uint32, "landscape": np.uint16, "gro
           "labels": np.uint32}  # fmt: skip
 
 
-#: Largest zarr chunk edge of the scratch maps.
-SCRATCH_CHUNK = 512
-
-
 def divisor(chunk: int, largest: int) -> int:
     """The largest multiple of 16 ``<= largest`` that divides ``chunk`` (else ``chunk``)."""
     for parts in range(-(-chunk // largest), chunk // 16 + 1):
@@ -33,8 +31,70 @@ def divisor(chunk: int, largest: int) -> int:
     return chunk
 
 
+class BlockArray:
+    """A ``Y×X`` array stored as one compressed file per ``chunks`` block under ``folder``.
+
+    Supports ``array[y0:y1, x0:x1]`` (reads the blocks a window touches) and whole-block
+    assignment ``array[y0:y1, x0:x1] = block`` (``y0``, ``x0`` on the block grid; the block
+    fills it to its end or the array's edge). Picklable: it is only a path and a shape.
+    """
+
+    def __init__(self, folder: Path, shape, chunks, dtype, fill) -> None:
+        self.folder, self.shape, self.chunks = Path(folder), tuple(shape), tuple(chunks)
+        self.dtype, self.fill = np.dtype(dtype), fill
+        self.ndim = 2
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _codec(self) -> Any:
+        from numcodecs import Blosc
+
+        return Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
+
+    def _file(self, i: int, j: int) -> Path:
+        return self.folder / f"{i}.{j}"
+
+    def _block_shape(self, i: int, j: int) -> tuple[int, int]:
+        return (min(self.chunks[0], self.shape[0] - i * self.chunks[0]),
+                min(self.chunks[1], self.shape[1] - j * self.chunks[1]))  # fmt: skip
+
+    def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
+        (ys, xs), value = key, np.asarray(value, self.dtype)
+        i, j = ys.start // self.chunks[0], xs.start // self.chunks[1]
+        if (ys.start % self.chunks[0] or xs.start % self.chunks[1]
+                or value.shape != self._block_shape(i, j)):  # fmt: skip
+            raise ValueError(f"scratch writes are whole blocks; got {key} of {value.shape}")
+        self._file(i, j).write_bytes(self._codec().encode(np.ascontiguousarray(value)))
+
+    def _block(self, i: int, j: int) -> np.ndarray:
+        shape = self._block_shape(i, j)
+        try:
+            data = self._file(i, j).read_bytes()
+        except FileNotFoundError:
+            return np.full(shape, self.fill, self.dtype)
+        return np.frombuffer(self._codec().decode(data), self.dtype).reshape(shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self[0 : self.shape[0], 0 : self.shape[1]]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        (y0, y1, _), (x0, x1, _) = (k.indices(n) for k, n in zip(key, self.shape))
+        out = np.empty((max(0, y1 - y0), max(0, x1 - x0)), self.dtype)
+        ch, cw = self.chunks
+        for i in range(y0 // ch, -(-y1 // ch)):
+            for j in range(x0 // cw, -(-x1 // cw)):
+                block = self._block(i, j)
+                by0, bx0 = i * ch, j * cw
+                sy = slice(max(y0, by0), min(y1, by0 + block.shape[0]))
+                sx = slice(max(x0, bx0), min(x1, bx0 + block.shape[1]))
+                out[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = block[
+                    sy.start - by0 : sy.stop - by0, sx.start - bx0 : sx.stop - bx0
+                ]
+        return out
+
+
 class ArrayRef:
-    """A scratch array by reference: a numpy array (threads) or a zarr path (any process)."""
+    """A scratch array by reference: numpy (threads), a :class:`BlockArray` or a zarr path."""
 
     def __init__(self, array: Any, path: str | None = None) -> None:
         self._array, self.path = (None, path) if path is not None else (array, None)
@@ -53,10 +113,10 @@ class ArrayRef:
 
 
 class Scratch:
-    """The scratch maps of one run: numpy arrays, or zarr arrays under ``folder``.
+    """The scratch maps of one run: numpy arrays, or :class:`BlockArray` maps under ``folder``.
 
     Arrays are created on first use (:data:`DTYPES`, filled with :data:`FILL`) and referenced
-    by name.
+    by name; blocks are the pipeline's chunks.
     """
 
     def __init__(self, shape: tuple[int, int], chunks: tuple[int, int], folder: Path | None):
@@ -70,21 +130,10 @@ class Scratch:
     def create(self, name: str) -> ArrayRef:
         dtype, fill = DTYPES[name], FILL[name]
         if self.folder is None:
-            ref = ArrayRef(np.full(self.shape, fill, dtype))
+            array: Any = np.full(self.shape, fill, dtype)
         else:
-            from numcodecs import Blosc
-
-            from ..io._zarr_compat import create_v2_array, create_v2_group
-
-            group = create_v2_group(self.folder / name)
-            chunks = tuple(
-                min(divisor(c, SCRATCH_CHUNK), s) for c, s in zip(self.chunks, self.shape)
-            )
-            codec = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
-            create_v2_array(group, "0", shape=self.shape, chunks=chunks, dtype=dtype,
-                            fill_value=fill, compressor=codec)  # fmt: skip
-            ref = ArrayRef(None, str(self.folder / name / "0"))
-        self._refs[name] = ref
+            array = BlockArray(self.folder / name, self.shape, self.chunks, dtype, fill)
+        self._refs[name] = ref = ArrayRef(array)
         return ref
 
     def __getitem__(self, name: str) -> ArrayRef:
