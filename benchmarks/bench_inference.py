@@ -204,8 +204,9 @@ def rss(args: argparse.Namespace) -> None:
     centre = read_labels(Path(args.scratch) / "rss" / "sparse.zarr")[0]
     b = np.asarray(centre[lo : lo + args.tissue, lo : lo + args.tissue])
     n_dense, n_centre, matched = _matched(a, b)
+    f1 = 2 * matched / max(1, n_dense + n_centre)
     print(f"objects: dense {n_dense}, sparse slide's centre {n_centre}, matched one to one at "
-          f"IoU >= 0.5: {matched} (F1 {2 * matched / max(1, n_dense + n_centre):.4f})")  # fmt: skip
+          f"IoU >= 0.5: {matched} (F1 {f1:.4f})")  # fmt: skip
 
 
 def cluster(args: argparse.Namespace) -> None:
