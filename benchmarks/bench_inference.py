@@ -188,9 +188,9 @@ def rss(args: argparse.Namespace) -> None:
     dense = _slide(args, "dense", args.tissue)
     sparse = _slide(args, "sparse", args.sparse_size)
     runs = {}
+    folder = Path(args.scratch) / "rss"
     for name, path in (("dense", dense), ("sparse", sparse)):
-        out = Path(args.scratch) / "rss" / f"{name}.zarr"
-        runs[name] = _child(path, out)
+        runs[name] = _child(path, folder)
         info = runs[name]
         size = args.tissue if name == "dense" else args.sparse_size
         print(f"{name} {size}² -> OME-Zarr (sa2net segment, all automatic): peak RSS "
@@ -200,8 +200,8 @@ def rss(args: argparse.Namespace) -> None:
     print(f"sparse ÷ dense: peak RSS {s['peak_kib'] / d['peak_kib']:.2f} (goal <= 1.3), "
           f"time {s['seconds'] / d['seconds']:.2f} (goal <= 3)")  # fmt: skip
     lo = (args.sparse_size - args.tissue) // 2
-    a = np.asarray(read_labels(Path(args.scratch) / "rss" / "dense.zarr")[0])
-    centre = read_labels(Path(args.scratch) / "rss" / "sparse.zarr")[0]
+    a = np.asarray(read_labels(folder / f"{dense.stem}.zarr")[0])
+    centre = read_labels(folder / f"{sparse.stem}.zarr")[0]
     b = np.asarray(centre[lo : lo + args.tissue, lo : lo + args.tissue])
     n_dense, n_centre, matched = _matched(a, b)
     f1 = 2 * matched / max(1, n_dense + n_centre)

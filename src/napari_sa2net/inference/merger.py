@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .settings import is_accelerator
 from .tiling import EPS_WEIGHT, Tile, TilePlan
 
 
@@ -130,7 +131,7 @@ class Accumulator:
         y0, y1, x0, x1 = extent
         self.extent, self.num_classes, self.plan = extent, num_classes, plan
         shape = (num_classes + 1, y1 - y0, x1 - x0)
-        if device is None or torch.device(device).type == "cpu":
+        if device is None or not is_accelerator(torch.device(device).type):
             self._host = np.zeros(shape, np.float64)
             self.sums = torch.from_numpy(self._host)
         else:
@@ -164,7 +165,7 @@ class Accumulator:
         # Where this tile's weight is only EPS_WEIGHT a neighbour's is ~1 (every pixel has a
         # tile that weighs it fully): leaving those margins out changes a blend by < 1e-6 and
         # skips a third of the work.
-        weight = torch.outer(*(torch.from_numpy(f).to(device) for f in (fy, fx))).double()
+        weight = torch.outer(*(torch.from_numpy(f.copy()).to(device) for f in (fy, fx))).double()
         ys = slice(tile.y0 - y0 + ry.start, tile.y0 - y0 + ry.stop)
         xs = slice(tile.x0 - x0 + rx.start, tile.x0 - x0 + rx.stop)
         target = self.sums[: self.num_classes, ys, xs]

@@ -225,11 +225,9 @@ class _Inline:
 def _group_threads(predictor: Any, execution: Execution) -> int:
     """Threads that run groups at once (0: inline in the calling thread)."""
     kind = predictor.device_type
-    if kind == "cpu":
-        return 0
     if kind == "host":
         return predictor.concurrency if predictor.concurrency > 1 else 0
-    return 2
+    return 2 if is_accelerator(kind) else 0
 
 
 def predict_chunks(
@@ -259,7 +257,8 @@ def predict_chunks(
 
     runner = _GroupRunner(image, plan, chunking, groups, predictor, skip, execution)
     kind = "distributed" if execution.distributed else _device_kind(predictor)
-    writer = ThreadPoolExecutor(max(1, execution.workers)) if kind != "cpu" else _Inline()
+    inline = kind != "distributed" and not is_accelerator(kind)  # the CPU: one thread
+    writer = _Inline() if inline else ThreadPoolExecutor(max(1, execution.workers))
     pending: deque[Future] = deque()
     try:
         rows, cols = chunking.grid

@@ -31,7 +31,7 @@ from .. import __version__
 from .._progress import Cancelled, Job, Progress
 from .instances import instances
 from .maps import MapSink
-from .memory import keep_freed_memory, release_memory
+from .memory import keep_freed_memory, release_memory, trim_if_above
 from .pipeline import predict_chunks
 from .plan import RunPlan
 from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary
@@ -191,8 +191,13 @@ def _segment(plan: RunPlan, folder: Path | None, report: Reporter, make) -> Segm
         def on_chunk(bounds: tuple[int, ...], classes: np.ndarray) -> None:
             report.payload(StoredChunk(tuple(int(b) for b in bounds), classes, preview))
 
+    def store(bounds: tuple[int, ...], probs: np.ndarray) -> np.ndarray:
+        classes = sink.put(bounds, probs)
+        trim_if_above()  # freed accumulators and maps back to the system, not kept
+        return classes
+
     predict_chunks(plan.source.data, plan.tiles, plan.chunking, predictor, found.skip,
-                   sink.put, plan.execution, on_chunk)  # fmt: skip
+                   store, plan.execution, on_chunk)  # fmt: skip
     report.check()
     summary = TilingSummary(plan.tiles.tile, plan.tiles.overlap, plan.batch_size,
                             plan.tiles.grid, plan.chunking.chunk, plan.storage,

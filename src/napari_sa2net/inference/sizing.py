@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from .settings import is_accelerator
 from .tiling import ALIGN, overlap_for_halo
 
 BYTES_PER_PIXEL_PER_WIDTH = 24 * 4
@@ -112,7 +113,7 @@ def default_chunk(device_type: str, tile: int, overlap: int) -> int:
     (batch 1) small chunks cost nothing and a live preview fills in every 1024² (never below
     the tile, nor too thin for two overlaps).
     """
-    if device_type == "cpu":
+    if not is_accelerator(device_type):
         return max(1024, tile, 2 * overlap + 2 * ALIGN)
     return max(2048, 4 * tile)
 
@@ -141,7 +142,7 @@ def choose(
     budget = available_bytes(device) // 2
     largest = -(-max(shape) // ALIGN) * ALIGN
     if tile is None:
-        cap = min(budget, CPU_PASS_BYTES) if device.type == "cpu" else budget
+        cap = budget if is_accelerator(device.type) else min(budget, CPU_PASS_BYTES)
 
         def within(tiles: list[int], limit: int) -> list[int]:
             return [t for t in tiles if tile_bytes(width, t, use_amp) <= limit]

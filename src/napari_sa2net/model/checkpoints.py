@@ -27,12 +27,10 @@ import torch
 from ..io.atomic import atomic_path
 from ..normalization import Normalization
 from .bundled import bundled_model_path
+from .checkpoint_format import FORMAT, FORMAT_VERSION
 from .devices import resolve_device
 from .sa2net import CONFIGS, SA2Net, SA2NetConfig
 from .safe_load import load_plain, save_torch
-
-FORMAT = "napari-sa2net-checkpoint"
-FORMAT_VERSION = 1
 
 
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,7 +173,7 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
 def read_checkpoint(path_or_name: str | os.PathLike) -> dict[str, Any]:
     """The validated checkpoint dictionary of a file or bundled model name (tensors on CPU)."""
     path = resolve_checkpoint_path(path_or_name)
-    from .package import is_bioimageio_package, read_package  # it imports this module
+    from .package import is_bioimageio_package, read_package
 
     if is_bioimageio_package(path):
         return read_package(path)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .checkpoints import FORMAT, FORMAT_VERSION
+from .checkpoint_format import FORMAT, FORMAT_VERSION
 
 #: Names of the description file inside a package (the spec writes ``rdf.yaml``).
 DESCRIPTION_NAMES = ("rdf.yaml", "bioimageio.yaml")
