@@ -97,26 +97,34 @@ def end_to_end(args: argparse.Namespace) -> None:
     slide = _slide(args, "dense", args.size)
     out = Path(args.scratch) / "e2e.zarr"
     settings = SegmentSettings(out=out, overwrite=True, device=args.device)
-    stages, on_progress = _clock()
-    start = time.perf_counter()
-    result = run_job(segment_job(str(slide), settings), on_progress)
-    seconds = time.perf_counter() - start
-    on_progress.close()
     # The same tiles, forwarded bare with the same model, device and batch.
     plan = plan_run(str(slide), settings)
     found = scan(plan.source.data, plan.tiles, plan.net.normalization, True)
     image = np.asarray(open_image(str(slide)).data)
     tiles = [image[t.slices] for t in plan.tiles if t.index not in found.skip]
     predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
-    bare = bare_forward(plan, tiles, predictor)
     mpx = args.size**2 / 1e6
+    # The machine's speed drifts by 10-20 %: alternate the two, compare each pair and the best.
+    pairs = []
+    for _ in range(args.repeats):
+        stages, on_progress = _clock()
+        start = time.perf_counter()
+        result = run_job(segment_job(str(slide), settings), on_progress)
+        seconds = time.perf_counter() - start
+        on_progress.close()
+        bare = bare_forward(plan, tiles, predictor)
+        pairs.append((seconds, bare))
+        print(f"  run: end to end {seconds:.1f} s, bare forward {bare:.1f} s, ratio "
+              f"{bare / seconds:.3f}; stages: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))  # fmt: skip
+    best_e2e, best_bare = min(p[0] for p in pairs), min(p[1] for p in pairs)
     print(f"end to end, {args.size}² dense slide -> OME-Zarr, every setting automatic "
           f"({len(tiles)} tiles of {plan.tiles.tile}², overlap {plan.tiles.overlap}, batch "
           f"{plan.batch_size}, {plan.device}, {result.n_objects} objects)")  # fmt: skip
-    print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    print(f"  end to end: {seconds:.1f} s = {mpx / seconds:.3f} MP/s")
-    print(f"  bare forward of the same tiles: {bare:.1f} s = {mpx / bare:.3f} MP/s")
-    print(f"  end-to-end MP/s ÷ bare forward MP/s = {bare / seconds:.3f} (goal >= 0.85)")
+    print(f"  end to end best: {best_e2e:.1f} s = {mpx / best_e2e:.3f} MP/s; bare forward best "
+          f"{best_bare:.1f} s = {mpx / best_bare:.3f} MP/s")  # fmt: skip
+    print(f"  end-to-end MP/s ÷ bare forward MP/s = {best_bare / best_e2e:.3f} best of each, "
+          f"{np.mean([b / e for e, b in pairs]):.3f} mean of pairs (goal >= 0.85)")  # fmt: skip
 
 
 def host(args: argparse.Namespace) -> None:
@@ -307,7 +315,7 @@ def main() -> None:
     parser.add_argument("--tissue", type=int, default=4096, help="dense slide / sparse centre")
     parser.add_argument("--sparse-size", type=int, default=16384)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="alternated runs")
     parser.add_argument("--scratch", default="/tmp/sa2net-bench", help="slides and outputs")
     args = parser.parse_args()
     Path(args.scratch).mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,30 @@ from .._progress import Cancelled
 from ..normalization import Normalization
 
 Stats = tuple[np.ndarray, np.ndarray]
+#: How many of the 8 symmetries of a square tile test-time augmentation may average.
+TTA_CHOICES = (1, 2, 4, 8)
+
+
+def _flip(dims: tuple[int, ...]):
+    return lambda t: t.flip(dims)
+
+
+def _turn(k: int):
+    return lambda t: t.rot90(k, (2, 3))
+
+
+#: (forward, inverse) pairs on ``N×C×H×W`` tensors: identity, flips, then rotations and the
+#: transposes; the first 2 / 4 / 8 are used (square tiles: rotations keep the shape).
+TRANSFORMS = (
+    (lambda t: t, lambda t: t),
+    (_flip((3,)), _flip((3,))),
+    (_flip((2,)), _flip((2,))),
+    (_flip((2, 3)), _flip((2, 3))),
+    (_turn(1), _turn(-1)),
+    (_turn(-1), _turn(1)),
+    (lambda t: t.transpose(2, 3), lambda t: t.transpose(2, 3)),
+    (lambda t: t.flip((2, 3)).transpose(2, 3), lambda t: t.transpose(2, 3).flip((2, 3))),
+)
 
 
 class TilePredictor(Protocol):
@@ -126,6 +150,9 @@ class Predictor(_Base):
         (tests use it with an identity model).
     stats : tuple of np.ndarray, optional
         Per-channel normalization ``(low, high)`` of the slide; ``None`` feeds tiles as they are.
+    tta : int
+        Test-time augmentation: average the probabilities of the first ``tta`` of the 8
+        flips / rotations by 90° of each tile (:data:`TTA_CHOICES`; ``tta`` times the compute).
     """
 
     concurrency = 1
@@ -138,11 +165,15 @@ class Predictor(_Base):
         batch_size: int = 4,
         activation: str = "auto",
         stats: Stats | None = None,
+        tta: int = 1,
     ) -> None:
         import torch
 
         if activation not in ("auto", "none"):
             raise ValueError(f"activation must be 'auto' or 'none', got {activation!r}")
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"tta={tta!r} must be one of {TTA_CHOICES}; use tta=1 (off)")
+        self.tta = int(tta)
         classes = getattr(model, "num_classes", None) or 1
         super().__init__(classes, batch_size, stats)
         self.device = torch.device(device)
@@ -188,16 +219,24 @@ class Predictor(_Base):
         self._check()
         with self._lock, torch.inference_mode():
             x = self.to_device(batch)
-            dtype = self.amp_dtype
-            if dtype is not None:
-                with torch.autocast("cuda", dtype=dtype):
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
-            probs = self._activate(logits.float())
+            probs = None
+            for forward, back in TRANSFORMS[: self.tta]:  # test-time augmentation
+                p = back(self._activate(self._forward(forward(x)).float()))
+                probs = p if probs is None else probs.add_(p)
+            if self.tta > 1:
+                probs /= self.tta
             out = probs.cpu().numpy() if to_host else probs
         self._done(len(batch))
         return out
+
+    def _forward(self, x: Any) -> Any:
+        dtype = self.amp_dtype
+        if dtype is None:
+            return self.model(x)
+        import torch
+
+        with torch.autocast("cuda", dtype=dtype):
+            return self.model(x)
 
     def _activate(self, logits: Any) -> Any:
         import torch
