@@ -220,24 +220,34 @@ def rss(args: argparse.Namespace) -> None:
 def cluster(args: argparse.Namespace) -> None:
     import distributed
 
-    from napari_sa2net.inference import segment
+    from napari_sa2net._progress import run_job
+    from napari_sa2net.inference import segment_job
     from napari_sa2net.inference.api import labels_of
 
     slide = _slide(args, "dense", args.tissue)
     out = Path(args.scratch) / "cluster"
-    start = time.perf_counter()
-    local = segment(str(slide), out=out / "local.zarr", overwrite=True, device="cpu")
-    local_s = time.perf_counter() - start
+
+    def timed(name: str, **kwargs):
+        stages, on_progress = _clock()
+        start = time.perf_counter()
+        job = segment_job(str(slide), out=out / f"{name}.zarr", overwrite=True, device="cpu",
+                          **kwargs)  # fmt: skip
+        result = run_job(job, on_progress)
+        seconds = time.perf_counter() - start
+        on_progress.close()
+        print(
+            f"  {name}: {seconds:.1f} s; " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+        )
+        return result, seconds
+
+    local, local_s = timed("local")
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cl,  # fmt: skip
         distributed.Client(cl) as client,
     ):
-        start = time.perf_counter()
-        remote = segment(str(slide), out=out / "remote.zarr", overwrite=True, device="cpu",
-                         scheduler=client)  # fmt: skip
-        remote_s = time.perf_counter() - start
+        remote, remote_s = timed("processes", scheduler=client)
     same = np.array_equal(labels_of(local), labels_of(remote))
     print(f"{args.tissue}² TIFF: local threads {local_s:.1f} s, 2 single-threaded worker "
           f"processes {remote_s:.1f} s: ratio {remote_s / local_s:.2f} (goal <= 1.1); labels "

@@ -16,6 +16,7 @@ the thread to end, deletes the scratch and leaves no output behind. Events, all 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shutil
 import tempfile
@@ -114,8 +115,14 @@ def run_plan(plan: RunPlan, predictor: MakePredictor | None = None) -> Job[Segme
         thread.join()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-        if plan.execution.owned:
-            plan.execution.client.close()
+        client = plan.execution.client
+        if client is not None:
+            from .workers import release
+
+            with contextlib.suppress(Exception):  # a failed cluster must not hide the error
+                release(client)
+            if plan.execution.owned:
+                client.close()
     if "error" in outcome:
         raise outcome["error"]
     result = outcome["result"]
