@@ -156,3 +156,32 @@ def test_zero_cost_predictor_gives_objects_with_seeds():
     assert probs.shape == (1, 3, 8, 8) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     assert probs[0, 0, 0, 0] == 1.0 and probs[0, 1, -1, -1] == 1.0  # dark: bg; bright: interior
+
+
+def test_test_time_augmentation_inverts_every_transform(identity):
+    # An identity "model" sees each flipped / turned tile and hands it back: undoing each
+    # transform must give the tile itself, whatever the number averaged.
+    image = np.random.default_rng(4).random((96, 96, 3), dtype=np.float32)
+    plan = TilePlan((96, 96), 64, 16)
+    for tta in (1, 2, 4, 8):
+        predictor = _identity_predictor(identity, tta=tta, batch_size=1)
+        out = predict_in_memory(image, plan, predictor)
+        np.testing.assert_allclose(out, np.moveaxis(image, -1, 0), rtol=1e-6)
+        assert predictor.model.calls == tta * len(plan)
+    with pytest.raises(ValueError, match="tta"):
+        _identity_predictor(identity, tta=3)
+
+
+def test_test_time_augmentation_averages_an_asymmetric_model():
+    class Left(torch.nn.Module):  # probability of class 1 grows from left to right
+        num_classes = 2
+
+        def forward(self, x):
+            ramp = torch.linspace(-3, 3, x.shape[-1]).expand_as(x[:, :1])
+            return torch.cat([-ramp, ramp], 1)
+
+    tiles = [np.zeros((32, 32, 1), np.float32)]
+    plain = Predictor(Left(), tta=1).predict(tiles, (32, 32))
+    flipped = Predictor(Left(), tta=2).predict(tiles, (32, 32))
+    assert plain[0, 1, 0, -1] > 0.99 and plain[0, 1, 0, 0] < 0.01
+    np.testing.assert_allclose(flipped[0, 1], 0.5, atol=1e-6)  # a ramp and its mirror average

@@ -284,3 +284,14 @@ def test_processes_cluster_equals_local(tiny, tmp_path):
 
     share = max(1, len(os.sched_getaffinity(0)) // 2)  # two worker processes on this machine
     assert set(threads.values()) == {share}
+
+
+def test_a_killed_runs_scratch_is_removed_by_the_next_run(tiny, tmp_path):
+    # A killed run leaves its hidden scratch (slides: gigabytes) next to the output.
+    dead = tmp_path / ".sa2net-scratch.partial-999999999-0a1b2c3d"
+    (dead / "objects").mkdir(parents=True)
+    (dead / "objects" / "0.0").write_bytes(b"x" * 1000)
+    alive = tmp_path / f".sa2net-scratch.partial-{__import__('os').getpid()}-deadbeef"
+    alive.mkdir()  # a run of this (live) process: left alone
+    segment(_image(64), model=tiny, device="cpu", out=tmp_path / "x.tif")
+    assert not dead.exists() and alive.exists()

@@ -131,7 +131,9 @@ def test_every_setting_reaches_the_engine(widget, tiny_checkpoint):
     form.amp.setCurrentIndex(form.amp.findData(False))
     form.scheduler.setText("tcp://10.0.0.1:8786")
     form.min_size.setValue(40)
+    form.tta.setCurrentIndex(form.tta.findData(4))
     settings = widget.job_arguments()["settings"]
+    assert settings.tta == 4
     assert (settings.chunk, settings.skip_background, settings.amp) == (512, False, False)
     assert settings.scheduler == "tcp://10.0.0.1:8786" and settings.min_size == 40
 

@@ -63,6 +63,9 @@ class SettingsForm(QWidget):
         self.amp = QComboBox()
         for text, value in (("auto (on with CUDA)", None), ("on", True), ("off", False)):
             self.amp.addItem(text, value)
+        self.tta = QComboBox()
+        for text, value in (("off", 1), ("2 flips", 2), ("4 flips", 4), ("8 (flips + turns)", 8)):
+            self.tta.addItem(text, value)
         self.scheduler = QLineEdit()
         self.scheduler.setPlaceholderText("local threads; or tcp://host:8786 (trusted only)")
         self._build(objects)
@@ -94,6 +97,8 @@ class SettingsForm(QWidget):
             ]))  # fmt: skip
         layout.addWidget(form_group("Advanced", [
             ("Autocast", self.amp, "bf16/fp16 autocast on CUDA GPUs."),
+            ("Test-time aug.", self.tta, "Average the probabilities of flipped / turned copies "
+             "of every tile: smoother objects, that many times slower."),
             ("Scheduler", self.scheduler, "A dask.distributed scheduler address to run on a "
              "cluster; its workers must see the output folder."),
         ]))  # fmt: skip
@@ -118,6 +123,7 @@ class SettingsForm(QWidget):
             min_size=self.min_size.auto_value(),
             diameter=self.diameter.auto_value(),
             amp=self.amp.currentData(),
+            tta=self.tta.currentData(),
             scheduler=self.scheduler.text().strip() or None,
             **extra,
         )

@@ -37,6 +37,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         help="predict every tile, also those of empty background",
     )
     tiling.add_argument("--scheduler", help="dask.distributed scheduler address (trusted only)")
+    tiling.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        help="test-time augmentation: average 2, 4 or 8 flips/rotations of every tile "
+        "(that many times slower; default 1 = off)",
+    )
     objects = parser.add_argument_group("objects")
     objects.add_argument(
         "--interior-threshold",
@@ -66,7 +73,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 #: Flags whose values go into the settings unchanged, by field name.
 FIELDS = ("model", "device", "amp", "tile", "overlap", "batch_size", "chunk", "skip_background",
           "scheduler", "interior_threshold", "foreground_threshold", "min_size", "diameter",
-          "scale")  # fmt: skip
+          "scale", "tta")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

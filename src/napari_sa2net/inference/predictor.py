@@ -25,10 +25,9 @@ import numpy as np
 
 from .._progress import Cancelled
 from ..normalization import Normalization
+from .settings import TTA_CHOICES
 
 Stats = tuple[np.ndarray, np.ndarray]
-#: How many of the 8 symmetries of a square tile test-time augmentation may average.
-TTA_CHOICES = (1, 2, 4, 8)
 
 
 def _flip(dims: tuple[int, ...]):

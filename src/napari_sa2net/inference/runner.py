@@ -135,9 +135,11 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
     """A hidden folder next to the output (named like a partial, so a killed run's is found)."""
     if plan.storage == "memory":
         return None
-    from ..io.atomic import new_partial
+    from ..io.atomic import new_partial, remove_stale_partials
 
     parent = plan.out.parent if plan.out is not None else Path(tempfile.gettempdir())
+    if plan.out is None:  # (the output's folder was cleaned when the run was planned)
+        remove_stale_partials(parent)  # scratch of killed runs, named like partials
     folder = new_partial(parent / "sa2net-scratch")
     folder.mkdir(parents=True)
     return folder
@@ -169,7 +171,8 @@ def _predictor(plan: RunPlan, found: Scan, report: Reporter, make: Any = None) -
     if make is not None:
         predictor = make(found.stats)
     else:
-        predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size, stats=found.stats)
+        predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size,
+                              stats=found.stats, tta=plan.settings.tta)  # fmt: skip
     predictor.cancel_event = report.cancel
     predictor.on_batch = report.on_batch
     client = plan.execution.client
@@ -277,6 +280,7 @@ def _provenance(plan: RunPlan, found: Scan, n: int, warnings: list[str]) -> dict
         "device": str(plan.device),
         "amp": bool(plan.amp),
         "thresholds": plan.thresholds.to_dict(),
+        "tta": plan.settings.tta,
         "skip_background": {
             "enabled": bool(plan.settings.skip_background),
             "tiles_skipped": len(found.skip),

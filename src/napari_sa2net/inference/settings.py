@@ -35,6 +35,8 @@ IN_MEMORY_MAX_PIXELS = 4096 * 4096
 RETURN_MAX_PIXELS = 8192 * 8192
 OUTPUT_SUFFIXES = (".zarr", ".tif", ".tiff")
 FORMATS = ("auto", "tif", "zarr")
+#: Test-time augmentation: how many of a tile's 8 flips / rotations are averaged.
+TTA_CHOICES = (1, 2, 4, 8)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 Storage = Literal["memory", "disk"]
@@ -136,6 +138,9 @@ class SegmentSettings:
         Resample the image by this factor before prediction; labels come back on the input grid.
     diameter : float, optional
         Typical object diameter in pixels; sets ``scale`` from the model's training objects.
+    tta : int
+        Test-time augmentation: average the probabilities of 1 (off), 2, 4 or 8 flips /
+        rotations of every tile (that many times the compute).
     """
 
     model: Any = None
@@ -155,6 +160,7 @@ class SegmentSettings:
     chunk: int | None = None
     scale: float | None = None
     diameter: float | None = None
+    tta: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.channel, list):
@@ -202,6 +208,8 @@ class SegmentSettings:
             isinstance(self.scale, (int, float)) and 0.1 <= self.scale <= 10.0
         ):
             raise SettingError("scale", self.scale, "must lie between 0.1 and 10", 1.0)
+        if self.tta not in TTA_CHOICES or isinstance(self.tta, bool):
+            raise SettingError("tta", self.tta, "must be 1 (off), 2, 4 or 8", 8)
         channels = () if self.channel is None else self.channel
         channels = (channels,) if isinstance(channels, int) else channels
         for channel in channels:
