@@ -170,11 +170,8 @@ def connect(scheduler: Any) -> Any:
 
     try:
         return Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as err:
-        raise ConnectionError(
-            f"cannot reach the dask scheduler at {scheduler} ({type(err).__name__}); check "
-            "the address and that the scheduler is running, or drop --scheduler to run here"
-        ) from err
+    except (OSError, TimeoutError) as err:  # worded with its fix by napari_sa2net.errors
+        raise ConnectionError(f"{scheduler} did not answer within 10 s") from err
 
 
 def local_workers() -> int:
