@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker
 from ._form import form_group, note
@@ -54,6 +62,9 @@ class SettingsForm(QWidget):
         self.skip_background = QCheckBox("skip empty background")
         self.skip_background.setChecked(True)
         self.estimate = note("Tile, overlap and batch are chosen from the free memory.")
+        # A wrapped label in a form gets one line's height unless it may grow (Qt's
+        # height-for-width): the plan's estimate was cut after two lines.
+        self.estimate.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.interior = _threshold(0.5, "Interior probability that starts an object.")
         self.foreground = _threshold(0.5, "Probability above which a pixel is nucleus.")
         self.min_size = AutoSpinBox(100_000, step=8, minimum=0)

@@ -156,7 +156,11 @@ class SegmentWidget(JobPanel, QWidget):
             self._preview.close(remove_layer=False)
         seconds = self.elapsed()
         objects = "1 object" if count == 1 else f"{count} objects"
-        self.bar.say(f"{objects} in {seconds:.1f} s → layer '{labels_layer.name}'")
+        plan = getattr(result, "plan", None)
+        skipped = getattr(plan, "tiles_skipped", 0)
+        total = skipped + getattr(plan, "tiles_predicted", 0)
+        empty = f"; {skipped} of {total} tiles were empty background" if skipped else ""
+        self.bar.say(f"{objects} in {seconds:.1f} s → layer '{labels_layer.name}'{empty}")
 
     def on_aborted(self) -> None:
         self.bar.say("cancelled; no output was kept")
