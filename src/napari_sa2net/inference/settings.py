@@ -23,9 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-#: Tile origins, strides, overlaps and chunk edges are multiples of this (the network pools
-#: four times by 2; same value as :data:`.tiling.ALIGN`).
-ALIGN = 16
+from .setting_checks import (
+    ALIGN,
+    Plane,
+    SettingError,
+    aligned,
+    check_axes,
+    check_exports,
+    check_stitch,
+    fraction,
+    parse_plane,
+)
+from .setting_checks import (
+    EXPORTS as EXPORTS,
+)
+from .setting_checks import (
+    cli_flag as cli_flag,
+)
+
 #: Images up to this many pixels keep their scratch maps in memory; above it, or with a zarr
 #: output, the scratch lives on disk (zarr) next to the output. ``output_format("auto")``
 #: writes OME-Zarr above it and a label TIFF up to it.
@@ -40,64 +55,6 @@ TTA_CHOICES = (1, 2, 4, 8)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 Storage = Literal["memory", "disk"]
-
-
-class SettingError(ValueError):
-    """A setting has a bad value; the message names it and a value that works.
-
-    Parameters
-    ----------
-    name : str
-        The setting (a :class:`SegmentSettings` field, e.g. ``"tile"``).
-    value : object
-        The value given.
-    problem : str
-        What is wrong, without the name (``"must be a multiple of 16"``).
-    fix : object, optional
-        A value that would work, shown as ``use tile=16`` / ``use --tile 16``.
-    """
-
-    def __init__(self, name: str, value: Any, problem: str, fix: Any = None) -> None:
-        self.name, self.value, self.problem, self.fix = name, value, problem, fix
-        super().__init__(self._render(lambda v: f"{name}={v!r}"))
-
-    def _render(self, spell: Any) -> str:
-        text = f"{spell(self.value)} {self.problem}"
-        if self.fix is not None:
-            text += f"; use {spell(self.fix)}"
-        return text
-
-    def for_cli(self) -> str:
-        """The message with the command-line flag: ``--tile 7 must be ...; use --tile 16``."""
-        flag = cli_flag(self.name)
-        return self._render(lambda v: flag if isinstance(v, bool) else f"{flag} {v}")
-
-
-def cli_flag(name: str) -> str:
-    """The ``sa2net segment`` / ``batch`` flag of a setting: ``batch_size`` -> ``--batch-size``."""
-    return {"skip_background": "--no-skip-background", "amp": "--amp/--no-amp"}.get(
-        name, "--" + name.replace("_", "-")
-    )
-
-
-def _aligned(name: str, value: int | None, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SettingError(name, value, f"must be a whole number of pixels >= {minimum}", minimum)
-    if value % ALIGN:
-        fix = max(minimum, round(value / ALIGN) * ALIGN)
-        raise SettingError(
-            name,
-            value,
-            f"must be a multiple of {ALIGN} (the network pools four times by 2)",
-            fix,
-        )
-
-
-def _fraction(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
-        raise SettingError(name, value, "must lie strictly between 0 and 1", 0.5)
 
 
 @dataclass(frozen=True)
@@ -141,6 +98,21 @@ class SegmentSettings:
     tta : int
         Test-time augmentation: average the probabilities of 1 (off), 2, 4 or 8 flips /
         rotations of every tile (that many times the compute).
+    plane : int or dict, optional
+        Which plane(s) of a Z-stack / time-lapse to segment: ``None`` every plane (the labels
+        keep the image's Z and T axes), an index along the image's one plane axis, or
+        ``{"Z": 3}`` (the other plane axes are still walked). Stored as ``(axis, index)`` pairs.
+    axes : str, optional
+        The image's axes (``"ZYX"``, ``"TCYX"``), overriding the file's metadata.
+    stitch_z : float, optional
+        Link the objects of neighbouring Z planes into 3-D objects when their overlap (IoU) is
+        at least this (Cellpose's ``stitch_threshold``); ``None`` keeps per-plane ids.
+    measure : bool
+        Measure every object (area, centroid, box, intensity, shape) into ``NAME_objects.csv``
+        beside the labels, and into :attr:`.results.SegmentResult.objects`.
+    export : tuple of str
+        ``"geojson"`` (``NAME.geojson``, QuPath detections) and / or ``"imagej"``
+        (``NAME_rois.zip``, an ImageJ ROI set) beside the labels; needs ``out``.
     """
 
     model: Any = None
@@ -161,20 +133,29 @@ class SegmentSettings:
     scale: float | None = None
     diameter: float | None = None
     tta: int = 1
+    plane: Plane = None
+    axes: str | None = None
+    stitch_z: float | None = None
+    measure: bool = False
+    export: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.channel, list):
             object.__setattr__(self, "channel", tuple(self.channel))
         if self.out is not None and not isinstance(self.out, Path):
             object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "plane", parse_plane(self.plane))
+        object.__setattr__(self, "axes", check_axes(self.axes))
+        object.__setattr__(self, "export", check_exports(self.export))
+        check_stitch(self.stitch_z)
         self._check_sizes()
         self._check_objects()
         self._check_output()
 
     def _check_sizes(self) -> None:
-        _aligned("tile", self.tile, ALIGN)
-        _aligned("overlap", self.overlap, 0)
-        _aligned("chunk", self.chunk, 4 * ALIGN)
+        aligned("tile", self.tile, ALIGN)
+        aligned("overlap", self.overlap, 0)
+        aligned("chunk", self.chunk, 4 * ALIGN)
         if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
             raise SettingError(
                 "overlap",
@@ -193,8 +174,8 @@ class SegmentSettings:
             )
 
     def _check_objects(self) -> None:
-        _fraction("interior_threshold", self.interior_threshold)
-        _fraction("foreground_threshold", self.foreground_threshold)
+        fraction("interior_threshold", self.interior_threshold)
+        fraction("foreground_threshold", self.foreground_threshold)
         size = self.min_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise SettingError("min_size", size, "must be a whole number of pixels >= 0", 16)
@@ -224,6 +205,12 @@ class SegmentSettings:
                 "must end in .zarr, .tif or .tiff",
                 str(self.out.with_suffix(".zarr")),
             )
+        if self.export and self.out is None:
+            raise SettingError(
+                "out", None, f"is needed to export {', '.join(self.export)}", "labels.zarr"
+            )
+        if not isinstance(self.measure, bool):
+            raise SettingError("measure", self.measure, "must be True or False", True)
 
     def replace(self, **changes: Any) -> SegmentSettings:
         """A copy with ``changes`` applied (and validated)."""
@@ -298,6 +285,20 @@ def label_path(folder: Path, stem: str, fmt: str, *, unique: bool = False) -> Pa
         n += 1
         target = Path(folder) / f"{stem}-{n}.{fmt}"
     return target
+
+
+def companion_paths(out: Path, settings: SegmentSettings) -> dict[str, Path]:
+    """The files written beside the labels ``out`` (``NAME.zarr`` / ``NAME.tif``), by kind.
+
+    ``"objects"``: ``NAME_objects.csv`` (with ``measure``), ``"geojson"``: ``NAME.geojson``,
+    ``"imagej"``: ``NAME_rois.zip`` (with ``export``). Empty when nothing is asked for.
+    """
+    out = Path(out)
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    names = {"objects": f"{stem}_objects.csv", "geojson": f"{stem}.geojson",
+             "imagej": f"{stem}_rois.zip"}  # fmt: skip
+    wanted = (("objects",) if settings.measure else ()) + settings.export
+    return {kind: out.with_name(names[kind]) for kind in wanted}
 
 
 def check_collisions(pairs: Iterable[tuple[Path, Path]]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .source import Channel, ImageSource, Plane, guess_axes, normalize_axes, to_yxc
+from .source import Channel, ImageSource, Plane, guess_axes, normalize_axes, plane_axes, to_yxc
 
 #: File suffixes read through tifffile (anything else that is a file is tried as TIFF too).
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".svs", ".ndpi", ".scn", ".qptiff")
@@ -35,7 +35,8 @@ def _open_array(
     n_channels = array.shape[yxc_axes.index("C")] if "C" in yxc_axes else 1
     rgb = n_channels in (3, 4) and array.dtype == np.uint8
     data, rgb = to_yxc(array, yxc_axes, channel=channel, plane=plane, rgb=rgb)
-    return ImageSource(data, file_axes, None, name, None, rgb)
+    planes = plane_axes(yxc_axes, array.shape)
+    return ImageSource(data, file_axes, None, name, None, rgb, planes)
 
 
 def open_image(

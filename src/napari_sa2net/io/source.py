@@ -44,6 +44,12 @@ class ImageSource:
         File the image came from, ``None`` for in-memory arrays.
     rgb : bool
         Whether the channels are the red, green and blue of a colour (e.g. H&E) image.
+    planes : tuple of (str, int)
+        The source's plane axes (Z, T, ...) and their lengths, in the source's order; ``data``
+        is one plane of them. Empty for a 2-D image.
+    channel_names : tuple of str
+        Names of the source's channels where the file states them (OME ``Channel Name``,
+        OME-Zarr ``omero`` labels), else empty.
     """
 
     data: Any
@@ -52,6 +58,8 @@ class ImageSource:
     name: str
     path: Path | None = None
     rgb: bool = False
+    planes: tuple[tuple[str, int], ...] = ()
+    channel_names: tuple[str, ...] = ()
 
     @property
     def dtype(self) -> np.dtype:
@@ -81,7 +89,7 @@ def guess_axes(shape: Sequence[int]) -> str:
             return "CYX"
     raise ValueError(
         f"cannot tell the axes of an array of shape {tuple(shape)}; "
-        'pass axes=, e.g. axes="YXC", "CYX" or "ZYX"'
+        'pass axes= (--axes on the command line), e.g. axes="YXC", "CYX" or "ZYX"'
     )
 
 
@@ -106,6 +114,11 @@ def normalize_axes(axes: str, shape: Sequence[int]) -> str:
     return axes
 
 
+def plane_axes(axes: str, shape: Sequence[int]) -> tuple[tuple[str, int], ...]:
+    """The plane axes (not Y, X, C) of normalized ``axes`` with their lengths, in order."""
+    return tuple((a, int(n)) for a, n in zip(axes, shape) if a not in "YXC")
+
+
 def select_plane(data: Any, axes: str, plane: Plane) -> tuple[Any, str]:
     """Index every plane axis (not Y, X, C) once; returns the array and its remaining axes."""
     extra = [(i, a) for i, a in enumerate(axes) if a not in "YXC"]
@@ -118,7 +131,8 @@ def select_plane(data: Any, axes: str, plane: Plane) -> tuple[Any, str]:
         if unset:
             warnings.warn(
                 f"image has axes {axes!r} of shape {tuple(data.shape)}; reading plane "
-                f"{', '.join(f'{a}=0' for a in unset)} (pass plane=... to pick another)",
+                f"{', '.join(f'{a}=0' for a in unset)} (pass plane=..., --plane on the "
+                "command line, to pick another)",
                 UserWarning,
                 stacklevel=4,
             )
@@ -127,7 +141,8 @@ def select_plane(data: Any, axes: str, plane: Plane) -> tuple[Any, str]:
         if len(big) > 1:
             raise ValueError(
                 f"plane={plane} is ambiguous for axes {axes!r}; pass a mapping such as "
-                f"plane={{{', '.join(repr(a) + ': 0' for a in big)}}}"
+                f"plane={{{', '.join(repr(a) + ': 0' for a in big)}}} (--plane "
+                f"{','.join(a + '=0' for a in big)} on the command line)"
             )
         wanted = {a: 0 for _, a in extra} | {big[0]: int(plane)}
     index = []
@@ -176,7 +191,7 @@ def to_yxc(
     if height < MIN_SIZE or width < MIN_SIZE:
         raise ValueError(
             f"image is {height}×{width} pixels; at least {MIN_SIZE}×{MIN_SIZE} are needed "
-            "(check axes= and plane= if the image looks transposed)"
+            "(check axes= / --axes and plane= / --plane if the image looks transposed)"
         )
     return data, rgb and int(data.shape[2]) == 3
 

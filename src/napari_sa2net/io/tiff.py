@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from .source import Channel, ImageSource, Plane, grow_chunks, normalize_axes, stem_of, to_yxc
+from .source import (
+    Channel,
+    ImageSource,
+    Plane,
+    grow_chunks,
+    normalize_axes,
+    plane_axes,
+    stem_of,
+    to_yxc,
+)
 from .tiff_arrays import MemmapArray, TiffArray, TiledPageArray, cannot_read, open_tiff_file
 
 #: Micrometres per unit, for OME units and TIFF ResolutionUnit values (per-centimetre etc.).
@@ -44,6 +53,21 @@ def _ome_pixel_size(tif: Any, series: int) -> tuple[float, float] | None:
         return None
     scale = [_UM_PER_UNIT.get(attrs.get(f"PhysicalSize{a}Unit", "µm"), 1.0) for a in "YX"]
     return float(attrs["PhysicalSizeY"]) * scale[0], float(attrs["PhysicalSizeX"]) * scale[1]
+
+
+def ome_channel_names(tif: Any, series: int = 0) -> tuple[str, ...]:
+    """The ``Name`` of every OME ``Channel`` of a series, or empty when any is missing."""
+    try:
+        if not (tif.is_ome and tif.ome_metadata):
+            return ()
+        root = ET.fromstring(tif.ome_metadata)
+    except (ValueError, ET.ParseError):
+        return ()
+    pixels = [el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"]
+    if len(pixels) <= series:
+        return ()
+    names = [c.attrib.get("Name") for c in pixels[series] if c.tag.endswith("Channel")]
+    return tuple(names) if names and all(names) else ()
 
 
 def _tag_pixel_size(tif: Any, page: Any) -> tuple[float, float] | None:
@@ -97,8 +121,8 @@ def _reader(path: Path, series: int, level: int, layout: tuple[Any, ...]) -> Any
     return TiffArray(path, series, level)
 
 
-def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, float, Any]:
-    """Axes, photometric, pixel size, downsampling and memory-map layout of one series level."""
+def _read_metadata(path: Path, series: int, level: int) -> tuple[Any, ...]:
+    """Axes, photometric, pixel size, downsampling, memory-map layout and channel names."""
     import tifffile
 
     try:
@@ -119,6 +143,7 @@ def _read_metadata(path: Path, series: int, level: int) -> tuple[str, int, Any, 
                 tiff_pixel_size(tif, series),
                 levels[0].shape[y] / chosen.shape[y],
                 _layout(tif, chosen),
+                ome_channel_names(tif, series),
             )
     except ValueError as err:
         if str(err).startswith("cannot read"):
@@ -142,7 +167,7 @@ def open_tiff(
     from dask.base import tokenize
 
     path = Path(path)
-    file_axes, photometric, pixel_size, scale, layout = _read_metadata(path, series, level)
+    file_axes, photometric, pixel_size, scale, layout, names = _read_metadata(path, series, level)
     try:
         array = _reader(path, series, level, layout)
     except Exception as err:  # tifffile raises many types for broken files
@@ -157,7 +182,8 @@ def open_tiff(
         lock=False,
     )
     rgb = photometric in (2, 6)  # RGB, YCbCr
+    planes = plane_axes(yxc_axes, array.shape)
     data, rgb = to_yxc(data, yxc_axes, channel=channel, plane=plane, rgb=rgb)
     if pixel_size is not None:
         pixel_size = (pixel_size[0] * scale, pixel_size[1] * scale)
-    return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb)
+    return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb, planes, names)

@@ -21,6 +21,7 @@ from .source import (
     grow_chunks,
     guess_axes,
     normalize_axes,
+    plane_axes,
     stem_of,
     to_yxc,
 )
@@ -82,6 +83,16 @@ def _ngff_pixel_size(multiscale: Mapping[str, Any], level: int) -> tuple[float, 
             return None
         sizes.append(float(scale[i]) * factor)
     return sizes[0], sizes[1]
+
+
+def channel_names(attrs: Mapping[str, Any]) -> tuple[str, ...]:
+    """Channel labels of an OME-Zarr image (``omero.channels[].label``), else empty."""
+    omero = attrs.get("omero") or (attrs.get("ome") or {}).get("omero") or {}
+    channels = omero.get("channels") if isinstance(omero, Mapping) else None
+    if not isinstance(channels, list):
+        return ()
+    labels = [c.get("label") if isinstance(c, Mapping) else None for c in channels]
+    return tuple(str(n) for n in labels) if all(labels) else ()
 
 
 def _open_multiscale(group: Any, level: int, path: Path) -> tuple[Any, str, Any]:
@@ -148,5 +159,17 @@ def open_zarr(
     node, file_axes, pixel_size = _open_node(path, level)
     yxc_axes = normalize_axes(axes or file_axes, node.shape)
     data = _lazy(node, path, yxc_axes)
+    planes = plane_axes(yxc_axes, node.shape)
     data, rgb = to_yxc(data, yxc_axes, channel=channel, plane=plane, rgb=False)
-    return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb)
+    names = _names(path)
+    return ImageSource(data, file_axes, pixel_size, stem_of(path), path, rgb, planes, names)
+
+
+def _names(path: Path) -> tuple[str, ...]:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+        return channel_names(node.attrs) if isinstance(node, zarr.Group) else ()
+    except Exception:  # names are a courtesy; the pixels opened already
+        return ()
