@@ -106,3 +106,44 @@ def test_load_labelled_folder(tiny_folders):
     assert [it.name for it in items] == ["img0", "img1", "img2"]
     assert items[0].image.shape == (96, 96, 1)
     assert items[0].labels.shape == (96, 96) and items[0].labels.dtype == np.uint32
+
+
+def test_contact_focus_centres_crops_where_objects_touch():
+    from napari_sa2net.engine.data import contact_pixels
+
+    labels = np.zeros((300, 300), np.uint16)
+    labels[20:40, 20:40], labels[250:270, 250:270], labels[250:270, 270:290] = 1, 2, 3
+    target, image = labels_to_classes(labels), np.zeros((300, 300, 1), np.float32)
+    focus = [contact_pixels(labels)]
+    assert focus[0].any() and not focus[0][:100, :100].any()
+    plain = CropSampler([image], [target], 32, augmentation=None, seed=0)
+    focused = CropSampler(
+        [image], [target], 32, augmentation=None, seed=0, focus=focus, focus_bias=1.0
+    )
+    touching = lambda s: sum(int((s.sample()[1] == 2).sum() > 30) for _ in range(20))  # noqa: E731
+    assert touching(focused) == 20
+    assert touching(plain) < 16
+    off = CropSampler([image], [target], 32, augmentation=None, seed=0, focus=focus)
+    np.testing.assert_array_equal(off.batch(3)[0], plain.batch(3)[0])  # bias 0: as without
+
+
+def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws():
+    from napari_sa2net.engine.augment import PRESETS, acquisition_faults
+
+    assert Augmentation.preset("basic", 0.3) == Augmentation(scale_range=(1 / 1.3, 1.3))
+    wide = Augmentation.preset("wide", 0.3)
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))[..., None]
+    always = Augmentation(p_noise=1.0, noise_range=(0.1, 0.1))
+    noisy = acquisition_faults(ramp.copy(), always, np.random.default_rng(0))
+    assert 0.08 < np.std(noisy - ramp) < 0.2
+    levels = acquisition_faults(
+        ramp.copy(), Augmentation(p_quantize=1.0), np.random.default_rng(0)
+    )
+    assert len(np.unique(levels)) <= 65
+    flat = acquisition_faults(ramp.copy(), Augmentation(p_saturate=1.0), np.random.default_rng(0))
+    assert flat.max() == pytest.approx(1.0) and (flat == flat.max()).mean() > 0.1
+    x, y = sampler(augmentation=wide).batch(16)
+    assert np.isfinite(x).all() and set(np.unique(y)) <= {0, 1, 2, IGNORE}
+    assert "wide" in PRESETS
+    with pytest.raises(ValueError, match="augmentation must be one of"):
+        Augmentation.preset("strong")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,3 +97,35 @@ def test_deep_supervision_sums_heads_with_weight_one():
     assert float(loss((logits,) * 4, target)) == pytest.approx(4 * single, rel=1e-6)
     with pytest.raises(ValueError, match="mode"):
         SegmentationLoss("semantic")
+
+
+def test_contact_mask_marks_the_boundary_between_touching_objects_only():
+    from napari_sa2net.engine.data import labels_to_classes
+    from napari_sa2net.engine.losses import contact_mask
+
+    labels = np.zeros((12, 20), np.uint16)
+    labels[2:10, 2:10], labels[2:10, 10:18] = 1, 2
+    target = torch.from_numpy(labels_to_classes(labels).astype(np.int64))[None]
+    contact = contact_mask(target)[0].numpy()
+    assert contact[3:9, 9:11].all()  # the two columns where 1 and 2 meet, minus their ends
+    assert contact.sum() == 12
+
+
+def test_contact_weight_raises_the_loss_of_a_merge_only():
+    from napari_sa2net.engine.data import labels_to_classes
+    from napari_sa2net.engine.losses import SegmentationLoss
+
+    labels = np.zeros((12, 20), np.uint16)
+    labels[2:10, 2:10], labels[2:10, 10:18] = 1, 2
+    target = torch.from_numpy(labels_to_classes(labels).astype(np.int64))[None]
+    good = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 8 - 4
+    merged = good.clone()
+    merged[:, :, 3:9, 9:11] = torch.tensor([-4.0, 4.0, -4.0])[:, None, None]  # interior bridge
+    outer = good.clone()
+    outer[:, :, 3:9, 0:2] = torch.tensor([-4.0, 4.0, -4.0])[:, None, None]  # as many, outside
+    plain, weighted = SegmentationLoss(), SegmentationLoss(contact_weight=5.0)
+    assert weighted(merged, target) > 1.5 * plain(merged, target)
+    assert weighted(outer, target) <= plain(outer, target)  # a weighted mean: others count less
+    assert weighted(merged, target) > 1.5 * weighted(outer, target)
+    with pytest.raises(ValueError, match="contact_weight"):
+        SegmentationLoss(contact_weight=0.5)

@@ -179,3 +179,18 @@ def test_training_clears_partials_of_dead_runs_only(tiny_folders, tmp_path):
         partial.write_bytes(b"half a checkpoint")
     next(train_job(config(tiny_folders, out)))
     assert not stale.exists() and live.exists()
+
+
+def test_touching_nuclei_options_train_and_bad_values_are_refused(tiny_folders, tmp_path):
+    cfg = config(tiny_folders, tmp_path / "c.pt", epochs=1, contact_weight=5.0,
+                 contact_bias=0.5, augment="wide", boundary_width=2)  # fmt: skip
+    assert run_job(train_job(cfg)).epochs_done == 1
+    recipe = load_model(tmp_path / "c.pt").metadata["training"]["recipe"]
+    assert (recipe["contact_weight"], recipe["contact_bias"], recipe["augment"]) == (
+        5.0, 0.5, "wide",
+    )  # fmt: skip
+    for change, message in [({"contact_weight": 0.5}, "contact_weight"),
+                            ({"contact_bias": 1.0}, "contact_bias"),
+                            ({"augment": "strong"}, "augment")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            next(train_job(config(tiny_folders, tmp_path / "x.pt", **change)))

@@ -14,6 +14,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..normalization import Normalization
+from .augment import Augmentation, intensity_jitter
+
+#: The augmentation of a sampler made without one (frozen, so one shared default is safe).
+DEFAULT_AUGMENTATION = Augmentation()
 
 #: Target value of pixels the loss ignores (padding, outside finetuning regions).
 IGNORE = 255
@@ -52,6 +56,22 @@ def labels_to_classes(labels: np.ndarray, boundary_width: int = 1) -> np.ndarray
     return target
 
 
+def contact_pixels(labels: np.ndarray, gap: int = 1) -> np.ndarray:
+    """Pixels whose ``(2·gap+1)²`` window holds two different objects (``YX`` bool).
+
+    With ``gap=1`` these are the pixels where objects touch or are at most one background pixel
+    apart: where a 3-class model has to draw a boundary between two nuclei.
+    """
+    labels = np.asarray(labels)
+    size = 2 * gap + 1
+    high = ndi.maximum_filter(labels, size=size, mode="nearest")
+    top = np.iinfo(np.int64).max
+    low = ndi.minimum_filter(
+        np.where(labels > 0, labels, top).astype(np.int64), size=size, mode="nearest"
+    )
+    return (high > 0) & (low < top) & (high != low)
+
+
 def median_object_diameter(label_images: Sequence[np.ndarray]) -> float:
     """Median equivalent-circle diameter (pixels) of the objects of instance label images."""
     diameters = []
@@ -80,24 +100,6 @@ def _coordinates(mask: np.ndarray, limit: int = 50_000) -> np.ndarray:
     return np.stack([ys[::step], xs[::step]], axis=1)
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Random augmentation settings (all applied to each crop independently).
-
-    rot90/flip are always on. With probability ``p_affine`` the crop is sampled through a small
-    rotation (``max_rotation`` degrees) and a scale factor from ``scale_range``; image pixels use
-    linear interpolation, targets nearest. Intensity jitter: gain (log-uniform in ``gain_range``),
-    gamma (log-uniform in ``gamma_range``, on the crop's own range) and an additive offset.
-    """
-
-    p_affine: float = 0.25
-    max_rotation: float = 20.0
-    scale_range: tuple[float, float] = (1.0, 1.0)
-    gain_range: tuple[float, float] = (0.8, 1.25)
-    gamma_range: tuple[float, float] = (0.8, 1.25)
-    max_offset: float = 0.1
-
-
 class CropSampler:
     """Random ``crop × crop`` training samples from images held in memory.
 
@@ -115,6 +117,12 @@ class CropSampler:
         ``None`` disables every augmentation.
     seed : int
         Seed of the sampler's own random generator (same seed, same batches).
+    focus : sequence of np.ndarray, optional
+        ``YX`` bool masks, one per image, of pixels worth training on more often (e.g.
+        :func:`contact_pixels`, where touching nuclei need a boundary).
+    focus_bias : float
+        Probability that a crop is centred on a focus pixel; the image is then chosen in
+        proportion to its focus pixels. 0 (default) leaves the sampling as without ``focus``.
     """
 
     def __init__(
@@ -124,8 +132,10 @@ class CropSampler:
         crop: int = 256,
         *,
         foreground_bias: float = 0.7,
-        augmentation: Augmentation | None = Augmentation(),
+        augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
         seed: int = 0,
+        focus: Sequence[np.ndarray] | None = None,
+        focus_bias: float = 0.0,
     ) -> None:
         if not images or len(images) != len(targets):
             raise ValueError("CropSampler needs one target per image and at least one image")
@@ -146,6 +156,20 @@ class CropSampler:
         if not areas.sum():
             raise ValueError("every target pixel is ignored: there is nothing to train on")
         self.weights = areas / areas.sum()
+        self.focus_bias, self.focus, self.focus_weights = float(focus_bias), [], None
+        if focus is not None and focus_bias > 0:
+            self._set_focus(focus)
+
+    def _set_focus(self, masks: Sequence[np.ndarray]) -> None:
+        if len(masks) != len(self.images):
+            raise ValueError(f"focus needs one mask per image, got {len(masks)}")
+        # Focus pixels that the loss ignores are no use (padding is never focus).
+        self.focus = [
+            _coordinates(self._pad(np.asarray(m, bool), 0) & (t != IGNORE))
+            for m, t in zip(masks, self.targets)
+        ]
+        counts = np.array([len(f) for f in self.focus], np.float64)
+        self.focus_weights = counts / counts.sum() if counts.sum() else None
 
     def _pad(self, array: np.ndarray, value: int) -> np.ndarray:
         pad_y, pad_x = max(0, self.crop - array.shape[0]), max(0, self.crop - array.shape[1])
@@ -160,18 +184,25 @@ class CropSampler:
     def channels(self) -> int:
         return self.images[0].shape[-1]
 
-    def _centre(self, index: int) -> tuple[float, float]:
+    def _pick(self) -> tuple[int, float, float]:
+        """An image index and a crop centre (focused with probability ``focus_bias``)."""
+        if self.focus_weights is not None and self.rng.random() < self.focus_bias:
+            index = int(self.rng.choice(len(self.images), p=self.focus_weights))
+            return (index, *self._jittered(self.focus[index]))
+        index = int(self.rng.choice(len(self.images), p=self.weights))
         fg = self.foreground[index]
         pool = fg if fg.size and self.rng.random() < self.foreground_bias else self.valid[index]
+        return (index, *self._jittered(pool))
+
+    def _jittered(self, pool: np.ndarray) -> tuple[float, float]:
         y, x = pool[self.rng.integers(len(pool))]
         jitter = self.rng.integers(-self.crop // 4, self.crop // 4 + 1, size=2)
         return float(y + jitter[0]), float(x + jitter[1])
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One augmented sample: ``(C×crop×crop float32 image, crop×crop uint8 target)``."""
-        index = int(self.rng.choice(len(self.images), p=self.weights))
+        index, cy, cx = self._pick()
         image, target = self.images[index], self.targets[index]
-        cy, cx = self._centre(index)
         aug = self.augmentation
         if aug is not None and self.rng.random() < aug.p_affine:
             x, y = self._warped(image, target, cy, cx, aug)
@@ -186,7 +217,7 @@ class CropSampler:
             x, y = np.rot90(x, k), np.rot90(y, k)
             if self.rng.random() < 0.5:
                 x, y = x[:, ::-1], y[:, ::-1]
-            x = self._jitter(np.array(x, np.float32), aug)
+            x = intensity_jitter(np.array(x, np.float32), aug, self.rng)
         x = np.ascontiguousarray(np.moveaxis(x, -1, 0), np.float32)
         return x, np.ascontiguousarray(y, np.uint8)
 
@@ -209,22 +240,6 @@ class CropSampler:
             target, matrix, offset, shape, order=0, mode="constant", cval=IGNORE
         )
         return np.stack(channels, axis=-1), warped_target
-
-    def _jitter(self, x: np.ndarray, aug: Augmentation) -> np.ndarray:
-        # Python floats keep the arithmetic in float32 (NumPy scalars would promote to float64).
-        gamma = float(np.exp(self.rng.uniform(*np.log(aug.gamma_range))))
-        if gamma != 1.0:
-            low, high = float(x.min()), float(x.max())
-            if high > low:
-                x -= low
-                x *= 1.0 / (high - low)
-                np.power(x, gamma, out=x)
-                x *= high - low
-                x += low
-        gain = float(np.exp(self.rng.uniform(*np.log(aug.gain_range))))
-        x *= gain
-        x += float(self.rng.uniform(-aug.max_offset, aug.max_offset))
-        return x
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(B×C×crop×crop float32, B×crop×crop uint8)`` numpy batch."""

@@ -24,8 +24,9 @@ import torch
 from .._progress import Job, Progress
 from ..io.atomic import remove_stale_partials
 from .data import IGNORE, CropSampler, make_target
-from .evaluation import autocast, mode_of, predict_probabilities
+from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
+from .precision import MixedPrecision
 from .regions import Region, mask_of, plan_regions, with_context
 
 
@@ -85,6 +86,7 @@ class FinetuneSettings:
     preview_every: int = 1
     seed: int = 0
     device: str | torch.device | None = None
+    amp: bool = True
     out: Path | None = None
 
     def check(self) -> None:
@@ -139,6 +141,7 @@ class _Finetuner:
         self.norm, self.labels = norm, labels
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=opts.lr)
+        self.amp = MixedPrecision(self.device, opts.amp)
         self.loss_fn = SegmentationLoss(self.mode)
         self.best_epoch, self.best_score, self.best_metrics = 0, -np.inf, {}
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -149,11 +152,10 @@ class _Finetuner:
         x, y = self.sampler.batch(self.opts.batch_size)
         x, y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device):
+        with self.amp.autocast():
             outputs = self.model(x, aux=True)
         loss = self.loss_fn(outputs, y)
-        loss.backward()
-        self.optimizer.step()
+        self.amp.step(loss, self.optimizer)
         return float(loss.detach())
 
     def validate(self) -> tuple[dict[str, float], np.ndarray | None]:
@@ -270,7 +272,8 @@ def finetune_job(
         Fields of :class:`FinetuneSettings`: ``val_fraction`` (0.2), ``epochs`` (30),
         ``time_budget_minutes``, ``steps_per_epoch`` (10), ``batch_size`` (4), ``crop`` (128),
         ``lr`` (1e-4), ``freeze_encoder`` (True), ``margin`` (16), ``preview_every`` (1),
-        ``seed``, ``device`` (default: the model's), ``out`` (``.pt`` path for the best
+        ``seed``, ``device`` (default: the model's), ``amp`` (True: mixed precision on CUDA,
+        with loss scaling where it is float16, as training), ``out`` (``.pt`` path for the best
         checkpoint, written atomically whenever the validation score improves).
 
     Yields

@@ -24,16 +24,18 @@ import torch
 from .._progress import Job, Progress
 from ..inference.rescale import DIAMETER_KEY
 from ..io.atomic import remove_stale_partials
+from .augment import Augmentation
 from .data import (
-    Augmentation,
     CropSampler,
     LabelledImage,
+    contact_pixels,
     load_labelled_folder,
     make_target,
     median_object_diameter,
 )
-from .evaluation import autocast, validate
+from .evaluation import validate
 from .losses import SegmentationLoss
+from .precision import MixedPrecision
 from .state import last_path, load_state, restore_state, save_state, state_path
 from .train_config import TrainConfig
 
@@ -121,24 +123,25 @@ class _Run:
         self.val_labels = [it.labels for it in val]
         targets = [make_target(it.labels, cfg.mode, cfg.boundary_width) for it in train]
         images = [norm(it.image) for it in train]
-        scales = (1 / (1 + cfg.scale_jitter), 1 + cfg.scale_jitter)
-        augmentation = Augmentation(scale_range=scales)
         self.sampler = CropSampler(
-            images, targets, cfg.crop, augmentation=augmentation, seed=cfg.seed
-        )
+            images, targets, cfg.crop, seed=cfg.seed,
+            augmentation=Augmentation.preset(cfg.augment, cfg.scale_jitter),
+            focus=[contact_pixels(it.labels) for it in train] if cfg.contact_bias else None,
+            focus_bias=cfg.contact_bias,
+        )  # fmt: skip
         pixels = sum(t.size for t in targets)
         # Stored so inference can rescale images whose objects are larger or smaller.
         self.diameter = median_object_diameter([it.labels for it in train])
         self.steps = cfg.steps_per_epoch or max(
             1, int(np.ceil(pixels / cfg.crop**2 / cfg.batch_size))
         )
-        self.loss_fn = SegmentationLoss(cfg.mode)
+        self.loss_fn = SegmentationLoss(cfg.mode, cfg.contact_weight, cfg.boundary_width)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             self.optimizer, T_0=cfg.restart_epochs, eta_min=cfg.lr * cfg.min_lr_ratio
         )
-        use_fp16 = cfg.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+        self.amp = MixedPrecision(self.device, cfg.amp)
+        self.scaler = self.amp.scaler
         self.epoch, self.best_epoch, self.best_score = 0, 0, -1.0
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
@@ -167,12 +170,10 @@ class _Run:
         x = torch.from_numpy(x).to(self.device, non_blocking=True)
         y = torch.from_numpy(y).to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.cfg.amp):
+        with self.amp.autocast():
             outputs = self.model(x, aux=True)
         loss = self.loss_fn(outputs, y)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self.amp.step(loss, self.optimizer)
         # Sample the next batch while an accelerator still works on this one (float() syncs).
         self._next = self.sampler.batch(self.cfg.batch_size)
         return float(loss.detach())

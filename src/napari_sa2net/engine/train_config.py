@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .augment import PRESETS
 from .state import last_path
 
 #: ``sa2net train`` flags of the settings that have one (the others are Python-only).
@@ -48,7 +49,11 @@ class TrainConfig:
     ``epochs`` is the total epoch count (a resumed run continues up to it); with only
     ``time_budget_minutes`` the run stops after the epoch that crosses the budget.
     ``steps_per_epoch=None``: one epoch sees about as many pixels as the training set holds.
-    ``scale_jitter=s`` samples a quarter of the crops at a random zoom in ``[1/(1+s), 1+s]``.
+    ``scale_jitter=s`` samples a quarter of the crops (``augment="wide"``: half) at a random
+    zoom in ``[1/(1+s), 1+s]``. ``augment``: ``"basic"`` geometry and mild intensity jitter,
+    ``"wide"`` also blur, saturation, noise and few grey levels (``engine.augment``).
+    Touching nuclei: ``contact_weight`` weighs the loss of the boundary between two touching
+    objects (1 = off); ``contact_bias`` centres that fraction of the crops where objects touch.
     """
 
     images: Path
@@ -75,6 +80,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     boundary_width: int = 1
     scale_jitter: float = 0.0
+    augment: str = "basic"
+    contact_weight: float = 1.0
+    contact_bias: float = 0.0
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting and how to fix it."""
@@ -105,6 +113,14 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 <= self.scale_jitter < 1:
             raise ValueError(f"{named('scale_jitter')} must be in [0, 1), got {self.scale_jitter}")
+        if self.augment not in PRESETS:
+            raise ValueError(f"augment must be one of {', '.join(PRESETS)}, got {self.augment!r}")
+        if not self.contact_weight >= 1:
+            raise ValueError(
+                f"contact_weight must be at least 1 (1 = off), got {self.contact_weight}"
+            )
+        if not 0 <= self.contact_bias < 1:
+            raise ValueError(f"contact_bias must be in [0, 1), got {self.contact_bias}")
         out = Path(self.out)
         if out.suffix != ".pt":
             raise ValueError(f"{named('out')} must be a .pt file, got {str(out)!r}")
