@@ -1,0 +1,241 @@
+"""Cross-validate a training recipe over folds grouped by acquisition, through the real engine.
+
+Usage::
+
+    OMP_NUM_THREADS=2 python examples/cross_validate.py TRAIN_DIR VAL_DIR --out cv/baseline \\
+        [--folds 3] [--epochs 8] [--minutes 12] [--set boundary_width=2 ...] [--tta 1,4] \\
+        [--interior-threshold 0.5,0.6]
+    python examples/cross_validate.py --summarize cv/baseline cv/other --table cv/table.md
+
+The train and val images are pooled and split into ``--folds`` folds that never share an
+acquisition (the file-name prefix before ``__``, see ``napari_sa2net.engine.crossval``). For each
+fold a model is trained on the other folds with the recipe of ``examples/train_bundled_model.py``
+(overrides: ``--set FIELD=VALUE`` of ``TrainConfig``) for a fixed number of epochs (one cosine
+cycle; ``--minutes`` caps a fold's training time) and its last checkpoint segments the held-out
+images with ``napari_sa2net.segment`` (tiling and post-processing as users get them). Nothing
+held out selects anything: the fold's validation runs once, after the last epoch.
+
+Per image (``OUT/images.csv``): Dice, F1 @ IoU 0.5 and 0.75, AJI, objects, seconds, and the
+crowded-window counts; ``OUT/summary.md``: mean ± standard deviation over the folds, the crowded
+scores pooled over all held-out images. A fold whose checkpoint exists is not trained again, so
+more ``--tta`` / ``--interior-threshold`` values can be scored later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_sa2net import load_model, segment
+from napari_sa2net.cli._bar import drive
+from napari_sa2net.engine.crossval import crowded_counts, crowded_mask, group_folds
+from napari_sa2net.engine.data import load_labelled_folder
+from napari_sa2net.engine.evaluation import score_labels
+from napari_sa2net.engine.train import TrainConfig, train_job
+from napari_sa2net.inference.sizing import model_halo
+
+METRICS = ("dice", "f1_50", "f1_75", "aji")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", type=Path, nargs="*", help="folders with images/ + labels/")
+    parser.add_argument("--out", type=Path, help="results folder of this recipe")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--only-fold", type=int, default=None, help="run one fold (0-based)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per fold (one LR cycle)")
+    parser.add_argument("--minutes", type=float, default=None, help="cap per fold's training")
+    parser.add_argument("--config", default="sa2net-small")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--tta", default="1", help="comma-separated tta values to score")
+    parser.add_argument("--interior-threshold", default="0.5", help="comma-separated values")
+    parser.add_argument("--summarize", type=Path, nargs="*", help="results folders to tabulate")
+    parser.add_argument("--table", type=Path, default=None, help="markdown file for --summarize")
+    return parser.parse_args()
+
+
+def overrides(pairs: list[str]) -> dict[str, object]:
+    """``["boundary_width=2"]`` -> ``{"boundary_width": 2}``, typed by the TrainConfig field."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in fields or not text:
+            raise SystemExit(f"--set {pair!r}: give FIELD=VALUE with a TrainConfig field")
+        kind = str(fields[name].type)  # the annotation, e.g. "int | None"
+        if kind.startswith("bool"):
+            values[name] = text.lower() in ("1", "true", "yes")
+        else:
+            values[name] = int(text) if kind.startswith("int") else float(text)
+    return values
+
+
+def link_folder(items, folder: Path) -> Path:
+    """A folder of symlinks ``images/`` + ``labels/`` to the items' files."""
+    for sub in ("images", "labels"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for item in items:
+        for sub, source in (("images", item["image"]), ("labels", item["labels"])):
+            link = folder / sub / f"{item['key']}.tif"
+            if not link.exists():
+                link.symlink_to(source)
+    return folder
+
+
+def train_fold(args, items, held: list[int], fold_dir: Path) -> Path:
+    """Train on every item outside ``held``; return the last checkpoint (trained once)."""
+    last = fold_dir / "model.last.pt"
+    if last.exists():
+        return last
+    train = link_folder([it for i, it in enumerate(items) if i not in held], fold_dir / "train")
+    val = link_folder([items[held[0]]], fold_dir / "val")  # scored once at the end, never chosen
+    recipe = {
+        "config": args.config, "mode": "instance", "epochs": args.epochs,
+        "time_budget_minutes": args.minutes, "steps_per_epoch": 50, "batch_size": 8, "crop": 128,
+        "lr": 1e-3, "restart_epochs": args.epochs, "scale_jitter": 0.3, "seed": 0,
+        "device": "cpu", "val_every": args.epochs, "overwrite": True,
+        **overrides(args.set),
+    }  # fmt: skip
+    config = TrainConfig(
+        images=train / "images", labels=train / "labels", val_images=val / "images",
+        val_labels=val / "labels", out=fold_dir / "model.pt", **recipe,
+    )  # fmt: skip
+    result = drive(train_job(config))
+    print(f"fold {fold_dir.name}: {result.epochs_done} epochs ({result.stopped})", flush=True)
+    return last
+
+
+def score_image(model, item, tta: int, threshold: float) -> dict:
+    """Segment one held-out image with the engine and score it (whole image and crowded)."""
+    started = time.perf_counter()
+    result = segment(item["array"], model=model, device="cpu", tta=tta,
+                     interior_threshold=threshold)  # fmt: skip
+    seconds = time.perf_counter() - started
+    gt, pred = item["truth"], result.labels
+    crowd = crowded_counts(gt, pred, crowded_mask(gt))
+    return {
+        **score_labels(gt, pred),
+        "n_true": int(len(np.unique(gt)) - 1), "n_pred": int(result.n_objects),
+        "seconds": round(seconds, 2), "megapixels": gt.size / 1e6,
+        "crowd_true": crowd.n_true, "crowd_pred": crowd.n_pred,
+        "crowd_hit_true_50": crowd.matched_true[0.5], "crowd_hit_pred_50": crowd.matched_pred[0.5],
+        "crowd_hit_true_75": crowd.matched_true[0.75],
+        "crowd_hit_pred_75": crowd.matched_pred[0.75],
+    }  # fmt: skip
+
+
+def load_items(folders: list[Path]) -> list[dict]:
+    """Every labelled image of the folders, with a unique key (name, split-tagged on clashes)."""
+    items, seen = [], set()
+    for folder in folders:
+        for entry in load_labelled_folder(folder / "images", folder / "labels"):
+            key = entry.name if entry.name not in seen else f"{entry.name}~{folder.name}"
+            seen.add(key)
+            items.append({
+                "key": key, "name": entry.name, "array": entry.image, "truth": entry.labels,
+                "image": (folder / "images" / f"{entry.name}.tif").resolve(),
+                "labels": (folder / "labels" / f"{entry.name}.tif").resolve(),
+            })  # fmt: skip
+    return items
+
+
+def run(args: argparse.Namespace) -> None:
+    items = load_items(args.folders)
+    folds = group_folds([it["name"] for it in items], args.folds)
+    ttas = [int(v) for v in args.tta.split(",")]
+    thresholds = [float(v) for v in args.interior_threshold.split(",")]
+    rows_path = args.out / "images.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for k, held in enumerate(folds):
+        if args.only_fold is not None and k != args.only_fold:
+            continue
+        fold_dir = args.out / f"fold-{k}"
+        model = load_model(train_fold(args, items, held, fold_dir), device="cpu")
+        model_halo(model)  # measured once here, not inside the first image's time
+        for tta in ttas:
+            for threshold in thresholds:
+                rows = []
+                for i in held:
+                    item = items[i]
+                    row = score_image(model, item, tta, threshold)
+                    rows.append({"fold": k, "image": item["key"], "tta": tta,
+                                 "interior_threshold": threshold, **row})  # fmt: skip
+                    print(f"fold {k} tta {tta} t {threshold} {item['key']}: "
+                          f"F1 {row['f1_50']:.3f} AJI {row['aji']:.3f}", flush=True)  # fmt: skip
+                append_rows(rows_path, rows)
+    (args.out / "summary.md").write_text(summary_table([args.out]))
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append rows to a CSV (header written with the first rows)."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(folder: Path) -> list[dict]:
+    """The rows of a results folder, the latest score of each (fold, image, tta, threshold)."""
+    with open(folder / "images.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    latest = {(r["fold"], r["image"], r["tta"], r["interior_threshold"]): r for r in rows}
+    return list(latest.values())
+
+
+def summary_line(name: str, rows: list[dict]) -> str:
+    """One markdown row: fold means ± sd, the pooled crowded scores, seconds per megapixel."""
+    folds = sorted({r["fold"] for r in rows})
+    cells = []
+    for metric in METRICS:
+        means = [np.mean([float(r[metric]) for r in rows if r["fold"] == f]) for f in folds]
+        cells.append(
+            f"{np.mean(means):.3f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:.3f}"
+        )
+    total = lambda key: sum(int(r[key]) for r in rows)  # noqa: E731
+    n = total("crowd_true") + total("crowd_pred")
+    for t in ("50", "75"):
+        hits = total(f"crowd_hit_true_{t}") + total(f"crowd_hit_pred_{t}")
+        cells.append(f"{hits / n:.3f}" if n else "–")
+    cells.append(f"{total('crowd_pred')} / {total('crowd_true')}")
+    speed = sum(float(r["seconds"]) for r in rows) / sum(float(r["megapixels"]) for r in rows)
+    cells.append(f"{speed:.2f}")
+    return f"| {name} | {len(rows)} | " + " | ".join(cells) + " |"
+
+
+def summary_table(folders: list[Path]) -> str:
+    """Markdown table of every (recipe folder, tta, interior threshold) scored."""
+    lines = [
+        "| recipe (tta, interior threshold) | images | Dice | F1 @ 0.5 | F1 @ 0.75 | AJI "
+        "| crowded F1 @ 0.5 | crowded F1 @ 0.75 | crowded objects pred / true | s / MP |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for folder in folders:
+        rows = read_rows(folder)
+        for key in sorted({(r["tta"], r["interior_threshold"]) for r in rows}):
+            subset = [r for r in rows if (r["tta"], r["interior_threshold"]) == key]
+            lines.append(summary_line(f"{folder.name} (tta {key[0]}, t {key[1]})", subset))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.summarize:
+        table = summary_table(args.summarize)
+        print(table)
+        if args.table is not None:
+            args.table.write_text(table)
+        return
+    if not args.folders or args.out is None:
+        raise SystemExit("give the data folders and --out (or --summarize FOLDER ...)")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

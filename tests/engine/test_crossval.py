@@ -1,0 +1,61 @@
+"""Cross-validation helpers: acquisition-grouped folds and the crowded-window score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sa2net.engine.crossval import (
+    acquisition,
+    crowded_counts,
+    crowded_mask,
+    group_folds,
+    touching_objects,
+)
+
+from .conftest import touching_nuclei
+
+
+def test_folds_keep_each_acquisition_whole_and_balance_image_counts():
+    names = [f"a__{i}" for i in range(5)] + [f"b__{i}" for i in range(3)]
+    names += [f"c__{i}" for i in range(2)] + ["d__0", "e__0", "plain"]
+    folds = group_folds(names, 3)
+    assert sorted(i for fold in folds for i in fold) == list(range(len(names)))
+    owner = {acquisition(names[i]): k for k, fold in enumerate(folds) for i in fold}
+    for k, fold in enumerate(folds):
+        assert all(owner[acquisition(names[i])] == k for i in fold)
+    # Largest first to the emptiest fold (ties: the lower): a (5) | b (3) + e | c (2) + d + plain.
+    assert [len(f) for f in folds] == [5, 4, 4]
+    assert group_folds(names, 3) == folds  # depends on the names only
+    with pytest.raises(ValueError, match="--folds"):
+        group_folds(names, 7)
+
+
+def test_touching_objects_count_a_one_pixel_gap_but_not_two():
+    labels = np.zeros((20, 40), np.uint16)
+    labels[5:15, 2:10] = 1
+    labels[5:15, 10:18] = 2  # touches 1
+    labels[5:15, 19:26] = 3  # one background column from 2
+    labels[5:15, 28:36] = 4  # two columns from 3
+    np.testing.assert_array_equal(touching_objects(labels), [1, 2, 3])
+
+
+def test_crowded_windows_and_counts_score_only_the_objects_inside():
+    labels = np.zeros((128, 256), np.uint32)
+    crowd = touching_nuclei((128, 128), n=12, radius=12, seed=1)
+    labels[:, :128] = crowd
+    labels[40:60, 170:190] = 100  # a lonely object in the right window
+    region = crowded_mask(labels, window=128, min_touching=3)
+    assert region[:, :128].all() and not region[:, 128:].any()
+    inside = len(np.unique(crowd)) - 1
+    perfect = crowded_counts(labels, labels, region)
+    assert (perfect.n_true, perfect.n_pred, perfect.f1(0.5)) == (inside, inside, 1.0)
+    merged = labels.copy()
+    first, second = touching_objects(crowd)[:2]
+    merged[merged == second] = first  # two touching nuclei predicted as one
+    missing = labels.copy()
+    missing[missing == 100] = 0  # outside the crowded windows: does not count
+    assert crowded_counts(labels, missing, region).f1(0.5) == 1.0
+    counts = crowded_counts(labels, merged, region)
+    assert counts.n_pred == inside - 1
+    assert counts.f1(0.5) < 1.0 and counts.matched_true[0.5] <= inside - 1
