@@ -89,19 +89,45 @@ def _levels(path: Path) -> int:
 
 
 def _read_one(path: Path) -> LayerData:
-    from .io import open_image, read_labels
+    from .io import read_labels
 
     labels, metadata = read_labels(path)
     data: Any = labels
     if path.is_dir() and _levels(path) > 1:
         data = [labels] + [read_labels(path, level=i)[0] for i in range(1, _levels(path))]
-    pixel_size = open_image(path).pixel_size
+    pixel_size = metadata.get("pixel_size") or _pixel_size(path)
     meta: dict[str, Any] = {"name": path.stem, "metadata": {METADATA_KEY: metadata}}
+    lead = labels.ndim - 2
     if pixel_size is not None:
-        meta["scale"] = tuple(float(s) for s in pixel_size)
+        meta["scale"] = (1.0,) * lead + tuple(float(s) for s in pixel_size)
+    if lead and isinstance(metadata.get("axes"), str) and len(metadata["axes"]) == labels.ndim:
+        meta["axis_labels"] = tuple(metadata["axes"].lower())
+    features = _features(path, metadata)
+    if features is not None:
+        meta["features"] = features
     if isinstance(data, list):
         meta["multiscale"] = True
     return data, meta, "labels"
+
+
+def _pixel_size(path: Path) -> Any:
+    import warnings
+
+    from .io import open_image
+
+    with warnings.catch_warnings():  # a stack's first plane is read for its metadata only
+        warnings.simplefilter("ignore", UserWarning)
+        return open_image(path).pixel_size
+
+
+def _features(path: Path, metadata: dict[str, Any]) -> Any:
+    """The objects table written beside the labels (``NAME_objects.csv``), as layer features."""
+    from .io.object_files import read_objects_table
+
+    table = path.with_name(f"{path.name[: -len(path.suffix)]}_objects.csv")
+    if not table.is_file():
+        return None
+    return read_objects_table(table)
 
 
 def read_sa2net_labels(path: str | list[str]) -> list[LayerData]:

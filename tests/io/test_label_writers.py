@@ -80,8 +80,8 @@ def test_tiff_refuses_overwrite_and_bad_labels(tmp_path):
     np.testing.assert_array_equal(read_labels(tmp_path / "a.tif")[0], _labels(seed=1))
     with pytest.raises(ValueError, match="integers"):
         write_labels_tiff(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
-    with pytest.raises(ValueError, match="2-D"):
-        write_labels_tiff(tmp_path / "f.tif", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="a stack of them"):  # 3-D to 5-D are stacks
+        write_labels_tiff(tmp_path / "f.tif", np.zeros(4, np.uint8))
     with pytest.raises(ValueError, match=">= 0"):
         write_labels_tiff(tmp_path / "f.tif", -np.ones((4, 4), np.int32))
     with pytest.raises(ValueError, match="not JSON"):

@@ -3,10 +3,12 @@
 Layout of a finished store ``NAME.zarr`` (zarr format 2, OME-NGFF 0.4, readable by
 napari-ome-zarr / ome-zarr-py and by :func:`napari_sa2net.io.read_labels`)::
 
-    NAME.zarr/.zattrs   multiscales (axes y, x), image-label, napari_sa2net (provenance)
-    NAME.zarr/0         level 0, uint32 labels, Y×X, chunks ``chunks``
-    NAME.zarr/1, 2 ...  2× strided levels ([::2, ::2], so ids stay ids) until the largest side
-                        is below ``PYRAMID_MIN`` pixels
+    NAME.zarr/.zattrs   multiscales (axes y, x, or with leading t / z of a stack),
+                        image-label (with per-object properties when given),
+                        napari_sa2net (provenance)
+    NAME.zarr/0         level 0, uint32 labels, [T×][Z×]Y×X, chunks 1 plane × ``chunks``
+    NAME.zarr/1, 2 ...  2× strided levels on Y, X ([..., ::2, ::2], so ids stay ids) until
+                        the largest side is below ``PYRAMID_MIN`` pixels
 
 Until :meth:`LabelStore.finalize` renames it, the store lives at a hidden sibling
 ``.NAME.zarr.partial-<pid>-<rand>`` that :meth:`LabelStore.abort` (or leaving the ``with``
@@ -27,6 +29,7 @@ import numpy as np
 
 from .atomic import check_writable, commit, disk_full_error, new_partial, remove_path
 from .ngff import METADATA_KEY, ngff_attrs, to_json
+from .source import stem_of
 
 #: Levels are added while the largest side of the last one is at least this many pixels.
 PYRAMID_MIN = 1024
@@ -37,6 +40,7 @@ def _create_array(group: Any, name: str, shape: tuple[int, ...], chunks: Any, dt
 
     from ._zarr_compat import create_v2_array
 
+    chunks = (1,) * (len(shape) - len(chunks)) + tuple(chunks)  # one plane per chunk
     chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
     compressor = Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE)
     return create_v2_array(
@@ -98,8 +102,10 @@ class LabelStore:
         Where :meth:`finalize` puts the store.
     partial : Path
         The hidden temporary store written meanwhile.
-    shape, chunks : tuple of int
-        ``(height, width)`` of level 0 and its chunk shape.
+    shape : tuple of int
+        Shape of level 0: ``(height, width)``, or leading plane axes first.
+    chunks : tuple of int
+        ``(rows, columns)`` of a chunk (one plane deep).
     dtype : numpy.dtype
         Label type (uint32 by default).
     overwrite : bool
@@ -108,10 +114,11 @@ class LabelStore:
 
     final_path: Path
     partial: Path
-    shape: tuple[int, int]
+    shape: tuple[int, ...]
     chunks: tuple[int, int]
     dtype: np.dtype
     overwrite: bool = False
+    axes: str = "yx"
     finalized: bool = field(default=False, init=False)
     _guard: _WriteGuard = field(default_factory=_WriteGuard, init=False, repr=False)
 
@@ -140,11 +147,18 @@ class LabelStore:
         self,
         metadata: Mapping[str, Any] | None = None,
         pixel_size: tuple[float, float] | None = None,
+        properties: list[dict[str, Any]] | None = None,
     ) -> Path:
-        """Build the pyramid, write the metadata and rename the store into place; returns it."""
+        """Build the pyramid, write the metadata and rename the store into place; returns it.
+
+        ``properties`` (one dict per label, with its ``"label-value"``) go into the NGFF
+        ``image-label`` metadata.
+        """
         try:
             shapes = _build_pyramid(self.partial, self.chunks)
-            _write_attrs(self.partial, shapes, metadata, pixel_size, self.final_path)
+            attrs = ngff_attrs(stem_of(self.final_path), shapes, pixel_size, self.axes,
+                               to_json({"p": properties or []})["p"])  # fmt: skip
+            _write_attrs(self.partial, attrs, metadata, pixel_size)
             commit(self.partial, self.final_path, self.overwrite)
         except BaseException as err:
             self.abort()
@@ -169,15 +183,15 @@ class LabelStore:
             raise disk_full_error(self.final_path) from error
 
 
-def _build_pyramid(root: Path, chunks: tuple[int, int]) -> list[tuple[int, int]]:
+def _build_pyramid(root: Path, chunks: tuple[int, int]) -> list[tuple[int, ...]]:
     import dask.array as da
     import zarr
 
     group = zarr.open_group(str(root), mode="r+")
     level = group["0"]
     shapes = [tuple(level.shape)]
-    while max(shapes[-1]) >= PYRAMID_MIN:
-        down = da.from_zarr(level)[::2, ::2]
+    while max(shapes[-1][-2:]) >= PYRAMID_MIN:
+        down = da.from_zarr(level)[..., ::2, ::2]
         level = _create_array(group, str(len(shapes)), down.shape, chunks, level.dtype)
         da.store(down.rechunk(level.chunks), level, lock=False)
         shapes.append(tuple(level.shape))
@@ -186,16 +200,12 @@ def _build_pyramid(root: Path, chunks: tuple[int, int]) -> list[tuple[int, int]]
 
 def _write_attrs(
     root: Path,
-    shapes: list[tuple[int, int]],
+    attrs: dict[str, Any],
     metadata: Mapping[str, Any] | None,
     pixel_size: tuple[float, float] | None,
-    final: Path,
 ) -> None:
     import zarr
 
-    from .source import stem_of
-
-    attrs = ngff_attrs(stem_of(final), shapes, pixel_size)
     provenance = to_json(metadata)
     if pixel_size is not None:
         provenance.setdefault("pixel_size", [float(p) for p in pixel_size])
@@ -205,10 +215,11 @@ def _write_attrs(
 
 def create_label_store(
     path: str | Path,
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     chunks: tuple[int, int] = (1024, 1024),
     dtype: Any = np.uint32,
     overwrite: bool = False,
+    axes: str | None = None,
 ) -> LabelStore:
     """Create an empty label store at a temporary sibling of ``path`` for incremental writing.
 
@@ -216,14 +227,17 @@ def create_label_store(
     ----------
     path : path-like
         Final location, e.g. ``out/slide.zarr``.
-    shape : (int, int)
-        ``(height, width)`` of the labels.
+    shape : tuple of int
+        ``(height, width)`` of the labels, or ``(planes..., height, width)`` of a stack.
     chunks : (int, int)
-        Chunk shape of every level.
+        ``(rows, columns)`` of a chunk of every level (chunks are one plane deep).
     dtype : dtype
         Integer label type; uint32 (the default) holds 4 billion objects and napari reads it.
     overwrite : bool
         Allow replacing an existing ``path`` at :meth:`LabelStore.finalize`.
+    axes : str, optional
+        NGFF axis names, one letter per dimension (default ``"yx"``, ``"zyx"``, ``"tzyx"``
+        by the number of leading axes).
 
     Returns
     -------
@@ -240,8 +254,13 @@ def create_label_store(
 
     shape = tuple(int(n) for n in shape)
     chunks = tuple(int(n) for n in chunks)
-    if len(shape) != 2 or min(shape) < 1 or len(chunks) != 2 or min(chunks) < 1:
-        raise ValueError(f"need a 2-D (Y, X) shape and chunks, got shape={shape} chunks={chunks}")
+    if not 2 <= len(shape) <= 5 or min(shape) < 1 or len(chunks) != 2 or min(chunks) < 1:
+        raise ValueError(
+            f"need a (planes..., Y, X) shape and (Y, X) chunks, got shape={shape} chunks={chunks}"
+        )
+    axes = (axes or "tzyx"[-len(shape) :]).lower()
+    if len(axes) != len(shape) or axes[-2:] != "yx":
+        raise ValueError(f"axes {axes!r} do not fit a label store of shape {shape}")
     dtype = np.dtype(dtype)
     if dtype.kind not in "ui":
         raise ValueError(f"labels need an integer dtype, got {dtype}; use numpy.uint32")
@@ -254,13 +273,14 @@ def create_label_store(
     except BaseException:
         remove_path(partial)
         raise
-    return LabelStore(final, partial, shape, chunks, dtype, overwrite)  # type: ignore[arg-type]
+    return LabelStore(final, partial, shape, chunks, dtype, overwrite, axes)  # type: ignore[arg-type]
 
 
 def finalize_label_store(
     store: LabelStore,
     metadata: Mapping[str, Any] | None = None,
     pixel_size: tuple[float, float] | None = None,
+    properties: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Function form of :meth:`LabelStore.finalize`."""
-    return store.finalize(metadata, pixel_size)
+    return store.finalize(metadata, pixel_size, properties)

@@ -24,13 +24,15 @@ TIFF_TILE = (256, 256)
 
 
 def check_labels(labels: Any) -> Any:
-    """Return ``labels`` (numpy or dask) after checking it is a 2-D integer ``Y×X`` array."""
+    """Return ``labels`` (numpy or dask) after checking it is an integer ``[T×][Z×]Y×X`` array."""
     import dask.array as da
 
     if not isinstance(labels, da.Array):
         labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be a 2-D (Y, X) array, got shape {labels.shape}")
+    if not 2 <= labels.ndim <= 5:
+        raise ValueError(
+            f"labels must be a (Y, X) array or a stack of them, got shape {labels.shape}"
+        )
     if labels.dtype.kind not in "uib":
         raise ValueError(f"labels must be integers, got dtype {labels.dtype}; round or cast them")
     signed = isinstance(labels, np.ndarray) and labels.dtype.kind == "i" and labels.size
@@ -50,12 +52,14 @@ def tiff_description(provenance: Mapping[str, Any]) -> str:
 
 
 def _tiles(labels: Any, tile: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Tiles in TIFF order, computing one band of tile rows of a dask array at a time."""
-    height, width = labels.shape
-    for y in range(0, height, tile[0]):
-        band = np.asarray(labels[y : y + tile[0]]).astype(np.uint32, copy=False)
-        for x in range(0, width, tile[1]):
-            yield np.ascontiguousarray(band[:, x : x + tile[1]])
+    """Tiles in TIFF order (plane by plane), computing one band of tile rows at a time."""
+    height, width = labels.shape[-2:]
+    for index in np.ndindex(*labels.shape[:-2]):
+        plane = labels[index]
+        for y in range(0, height, tile[0]):
+            band = np.asarray(plane[y : y + tile[0]]).astype(np.uint32, copy=False)
+            for x in range(0, width, tile[1]):
+                yield np.ascontiguousarray(band[:, x : x + tile[1]])
 
 
 def write_labels_tiff(
@@ -64,6 +68,7 @@ def write_labels_tiff(
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     pixel_size: tuple[float, float] | None = None,
+    axes: str | None = None,
 ) -> Path:
     """Write instance labels as a zlib-compressed uint32 TIFF, atomically.
 
@@ -72,14 +77,17 @@ def write_labels_tiff(
     path : path-like
         Output file (``.tif``).
     labels : numpy.ndarray or dask.array.Array
-        ``Y×X`` non-negative integer ids, 0 = background. Dask arrays are computed one band of
-        256 rows at a time.
+        ``Y×X`` non-negative integer ids, 0 = background, or a stack ``[T×][Z×]Y×X`` (one page
+        per plane, in C order). Dask arrays are computed one band of 256 rows at a time.
     metadata : mapping, optional
         Provenance, stored as JSON ``{"napari_sa2net": metadata}`` in the ImageDescription.
     overwrite : bool
         Replace an existing file; without it an existing file is a ``FileExistsError``.
     pixel_size : (float, float), optional
         ``(y, x)`` in µm, written as resolution tags.
+    axes : str, optional
+        The stack's axes (``"ZYX"``, ``"TZYX"``; default by dimension), kept in the provenance
+        as ``"axes"`` so :func:`read_labels` gives the stack back.
 
     Returns
     -------
@@ -93,8 +101,11 @@ def write_labels_tiff(
     provenance = to_json(metadata)
     if pixel_size is not None:
         provenance.setdefault("pixel_size", [float(p) for p in pixel_size])
+    if labels.ndim > 2:
+        provenance["axes"] = (axes or "TZYX"[-labels.ndim :]).upper()
+        provenance["label_shape"] = [int(n) for n in labels.shape]
     description = tiff_description(provenance)
-    tiled = isinstance(labels, da.Array) or labels.size > TIFF_TILE_ABOVE
+    tiled = isinstance(labels, da.Array) or labels[(0,) * (labels.ndim - 2)].size > TIFF_TILE_ABOVE
     options: dict[str, Any] = {
         "compression": "zlib",
         "photometric": "minisblack",
@@ -129,6 +140,8 @@ def write_ome_zarr_labels(
     overwrite: bool = False,
     chunks: tuple[int, int] = (1024, 1024),
     pixel_size: tuple[float, float] | None = None,
+    axes: str | None = None,
+    properties: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write instance labels as an OME-Zarr (NGFF 0.4) multiscale label image, atomically.
 
@@ -137,8 +150,8 @@ def write_ome_zarr_labels(
     path : path-like
         Output store, conventionally ``NAME.zarr``.
     labels : numpy.ndarray or dask.array.Array
-        ``Y×X`` non-negative integer ids. A dask array is written chunk by chunk (rechunked to
-        ``chunks``), never materialized whole.
+        ``Y×X`` non-negative integer ids, or a stack ``[T×][Z×]Y×X``. A dask array is written
+        chunk by chunk (rechunked to ``chunks``, one plane deep), never materialized whole.
     metadata : mapping, optional
         Provenance, stored under ``"napari_sa2net"`` in the root attributes.
     overwrite : bool
@@ -147,21 +160,26 @@ def write_ome_zarr_labels(
         Chunk shape of every pyramid level.
     pixel_size : (float, float), optional
         ``(y, x)`` in µm for the NGFF scale transforms.
+    axes : str, optional
+        NGFF axis names (``"zyx"``, ``"tyx"``, ...); default by dimension.
+    properties : list of dict, optional
+        Per-label ``image-label`` properties (each with its ``"label-value"``).
 
     Returns
     -------
     Path
-        The store; levels ``0, 1, ...`` are 2× strided until the largest side is < 1024.
+        The store; levels ``0, 1, ...`` are 2× strided on Y, X until the largest side is < 1024.
     """
     import dask.array as da
 
     labels = check_labels(labels)
     meta = to_json(metadata)  # fail on bad metadata before writing anything
-    with create_label_store(path, labels.shape, chunks, np.uint32, overwrite) as store:
+    axes = axes.lower() if axes else None
+    with create_label_store(path, labels.shape, chunks, np.uint32, overwrite, axes) as store:
         target = store.target
         if isinstance(labels, da.Array):
             source = labels.astype(np.uint32).rechunk(target.chunks)
             da.store(source, target, lock=False)
         else:
             target[...] = labels.astype(np.uint32, copy=False)
-        return store.finalize(meta, pixel_size)
+        return store.finalize(meta, pixel_size, properties)
