@@ -96,15 +96,14 @@ class RunPlan:
         return tuple(self.original.shape[:2])
 
     def message(self) -> str:
-        """The plan and its estimate in one line (the first progress event)."""
+        """The plan and its estimate in one short line (the first progress event)."""
         mpx = self.shape[0] * self.shape[1] / 1e6
         where = "in memory" if self.storage == "memory" else "on disk"
         return (
-            f"{len(self.tiles)} tiles of {self.tiles.tile}² (overlap {self.tiles.overlap}, "
-            f"batch {self.batch_size}) on {self.device}, chunks of {self.chunking.chunk[0]}² "
-            f"{where}; ~{self.bytes_per_batch / 2**30:.2f} GiB per batch, "
-            f"~{mpx * self.seconds_per_mpx:.0f} s estimated for {mpx:.1f} MP before skipping "
-            "empty background"
+            f"{len(self.tiles)} tiles of {self.tiles.tile}² (overlap {self.tiles.overlap}) on "
+            f"{self.device}, {self.chunking.chunk[0]}² chunks {where}; ~"
+            f"{self.bytes_per_batch / 2**30:.2f} GiB a batch of {self.batch_size}, at most ~"
+            f"{mpx * self.seconds_per_mpx:.0f} s for {mpx:.1f} MP"
         )
 
 
