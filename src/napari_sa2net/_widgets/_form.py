@@ -5,10 +5,12 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -60,6 +62,33 @@ class RunBar(QWidget):
     def say(self, text: str) -> None:
         """Show ``text`` on the status line."""
         self.status.setText(text)
+
+
+class _VerticalScroll(QScrollArea):
+    """Scrolls up and down only: as wide as its content needs, however short the dock."""
+
+    def minimumSizeHint(self):
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is not None:
+            width = content.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+            hint.setWidth(max(hint.width(), width))
+        return hint
+
+
+def scrolling(outer: QVBoxLayout) -> QVBoxLayout:
+    """A vertical layout inside a scroll area added to ``outer``: tall forms scroll in a short
+    dock instead of being squeezed (wrapped labels lost their last lines)."""
+    area = _VerticalScroll()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    inner = QWidget()
+    layout = QVBoxLayout(inner)
+    layout.setSpacing(6)
+    area.setWidget(inner)
+    outer.addWidget(area, 1)
+    return layout
 
 
 def note(text: str) -> QLabel:

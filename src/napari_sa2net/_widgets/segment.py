@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from ._background import show_skipped
 from ._controls import PathEdit
-from ._form import RunBar, form_group, note
+from ._form import RunBar, form_group, note, scrolling
 from ._job_panel import JobPanel
 from ._layers import LayerCombo, current_plane, layer_channels
 from ._preview import LivePreview
@@ -69,8 +69,9 @@ class SegmentWidget(JobPanel, QWidget):
         self._on_image()
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.setSpacing(6)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        layout = scrolling(outer)  # a short window scrolls the form instead of squeezing it
         layout.addWidget(form_group("Input", [
             ("Image", self.image, "The image layer to segment (2-D, RGB, or the current plane)."),
             ("Channel", self.channel, "Which channel(s) the model sees."),
@@ -81,8 +82,8 @@ class SegmentWidget(JobPanel, QWidget):
             ("Folder", self.output, "Large results are written here as OME-Zarr and opened "
              "lazily; leave empty to keep small results in memory."),
         ]))  # fmt: skip
-        layout.addWidget(self.bar)
         layout.addStretch(1)
+        outer.addWidget(self.bar)  # Run / Cancel and the status always in sight
 
     def _on_image(self, *_: Any) -> None:
         layer = self.image.layer()
