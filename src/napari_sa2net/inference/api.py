@@ -68,11 +68,9 @@ def segment_job(
 
 
 def _job(image: Any, settings: SegmentSettings, predictor: Any) -> Job[SegmentResult]:
-    from .plan import plan_run
-    from .runner import run_plan
+    from .stack import segment_planes
 
-    plan = plan_run(image, settings)
-    return (yield from run_plan(plan, predictor))
+    return (yield from segment_planes(image, settings, predictor))
 
 
 def labels_of(result: SegmentResult) -> np.ndarray:

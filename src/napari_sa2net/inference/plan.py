@@ -140,11 +140,14 @@ def preload(settings: SegmentSettings) -> SegmentSettings:
     return settings.replace(model=net)
 
 
-def open_source(image: Any, channel: Any) -> Any:
-    """Open ``image`` lazily (``YXC`` dask data) with the chosen channel(s)."""
+def open_source(image: Any, channel: Any, plane: Any = None, axes: str | None = None) -> Any:
+    """Open one plane of ``image`` lazily (``YXC`` dask data) with the chosen channel(s)."""
     from ..io import open_image
 
-    return open_image(image, channel=list(channel) if isinstance(channel, tuple) else channel)
+    channel = list(channel) if isinstance(channel, tuple) else channel
+    if plane is None and axes is None:  # (an opened ImageSource takes neither)
+        return open_image(image, channel=channel)
+    return open_image(image, channel=channel, plane=plane, axes=axes)
 
 
 def check_channels(source: Any, net: Any) -> None:
@@ -183,8 +186,23 @@ def local_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan_run(image: Any, settings: SegmentSettings) -> RunPlan:
-    """Check, open, load and size everything a run needs; see the module docstring."""
+def plan_plane(plan: RunPlan, original: Any) -> RunPlan:
+    """The plan of another plane of the same stack: same model, tiles and chunks."""
+    from dataclasses import replace
+
+    from .rescale import rescale_source
+
+    if tuple(original.shape) != tuple(plan.original.shape):
+        raise ValueError(f"plane of shape {original.shape} in a stack of {plan.original.shape}")
+    source = rescale_source(original, plan.scale, plan.settings.chunk or 1024)
+    return replace(plan, source=source, original=original)
+
+
+def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPlan:
+    """Check, open, load and size everything a run needs; see the module docstring.
+
+    ``plane`` (``{"Z": 0}``) is the plane of a stack opened for planning (the first).
+    """
     from ..io.atomic import check_writable, remove_stale_partials
     from ..model import resolve_device
     from .postprocess import DEFAULT_MIN_SIZE
@@ -195,7 +213,7 @@ def plan_run(image: Any, settings: SegmentSettings) -> RunPlan:
     if out is not None:
         check_writable(out, settings.overwrite)
         remove_stale_partials(out.parent)  # a killed run's scratch and partial outputs
-    original = open_source(image, settings.channel)
+    original = open_source(image, settings.channel, plane, settings.axes)
     client = connect(settings.scheduler)
     pixels = original.shape[0] * original.shape[1]
     storage_for(pixels, settings, client is not None)  # refuses huge images without out early

@@ -52,11 +52,12 @@ class SegmentResult:
     Attributes
     ----------
     labels : numpy.ndarray or Path
-        ``Y×X`` uint32 instance labels in memory, or the path they were written to.
+        ``Y×X`` (``[T×][Z×]Y×X`` for a stack) uint32 instance labels in memory, or the path
+        they were written to.
     path : Path or None
         The written output (``.zarr`` or ``.tif``); ``None`` when kept in memory.
     n_objects : int
-        Number of objects; ids are ``1..n_objects``.
+        Number of objects; ids are ``1..n_objects``, unique across a stack.
     seconds : float
         Wall time of the whole job.
     device : str
@@ -70,6 +71,12 @@ class SegmentResult:
     warnings : list of str
         What the user should know about this result (e.g. objects too large for exact
         chunking); also in ``provenance["warnings"]``.
+    axes : str
+        Axes of ``labels``: ``"YX"``, or the plane axes of a stack first (``"ZYX"``, ``"TYX"``).
+    objects : ObjectTable or None
+        The per-object measurements (with ``measure``, ``export``), else ``None``.
+    outputs : dict of str to Path
+        Every file written: ``"labels"``, and ``"objects"``, ``"geojson"``, ``"imagej"``.
     """
 
     labels: Any
@@ -81,6 +88,9 @@ class SegmentResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     total_area_px: int = 0
     warnings: list[str] = field(default_factory=list)
+    axes: str = "YX"
+    objects: ObjectTable | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -164,3 +174,63 @@ class BackgroundMap:
     @property
     def fraction_skipped(self) -> float:
         return self.tiles_skipped / self.tiles_total if self.tiles_total else 0.0
+
+
+@dataclass(frozen=True)
+class ObjectTable:
+    """One row per object (per object and plane in a stack): what ``measure`` computes.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        Column names in order: ``label``, the plane axes of a stack (``t``, ``z``), ``area_px``,
+        ``area_um2`` (when the pixel size is known), ``centroid_y``, ``centroid_x``,
+        ``bbox_y0``, ``bbox_x0``, ``bbox_y1``, ``bbox_x1`` (pixels, end exclusive), then
+        ``mean_intensity``, ``max_intensity``, ``integrated_intensity`` (``_c0``, ``_c1``, ...
+        per channel when the model sees several), ``eccentricity``, ``solidity``,
+        ``perimeter`` (pixels).
+    data : dict of str to numpy.ndarray
+        One array per column, all of the same length, sorted by plane, then label.
+    """
+
+    columns: tuple[str, ...]
+    data: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.data[self.columns[0]]) if self.columns else 0
+
+    def features(self) -> dict[str, np.ndarray]:
+        """The table as napari ``Labels.features`` (its ``index`` column maps label values)."""
+        return {"index": self.data["label"], **{c: self.data[c] for c in self.columns}}
+
+
+@dataclass(frozen=True)
+class PlaneDone:
+    """A plane of a stack has been segmented (the ``payload`` of a level-0 ``"plane"`` event).
+
+    Attributes
+    ----------
+    index, total : int
+        Planes done (1-based) and planes in the run.
+    position : dict of str to int
+        The plane's index along each plane axis of the labels (``{"Z": 3}``).
+    lead : tuple of int
+        The same as an index into the labels' leading axes.
+    n_objects : int
+        Objects of this plane.
+    shape : tuple of int
+        Shape of the whole label stack (``[T, ][Z, ]Y, X``).
+    axes : str
+        Its axes (``"ZYX"``).
+    labels : numpy.ndarray or None
+        The plane's final ``Y×X`` labels (stack-wide ids) when the run keeps them in memory.
+    """
+
+    index: int
+    total: int
+    position: dict[str, int]
+    lead: tuple[int, ...]
+    n_objects: int
+    shape: tuple[int, ...]
+    axes: str
+    labels: np.ndarray | None = None

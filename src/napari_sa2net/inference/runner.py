@@ -1,17 +1,19 @@
-"""Execute a :class:`.plan.RunPlan`: scan → predict → instances → write, in a worker thread.
+"""Execute a :class:`.plan.RunPlan` for one plane: scan → predict → instances, in a thread.
 
 :func:`run_plan` is a job generator: the work runs in one background thread and reports
 :class:`~napari_sa2net._progress.Progress` events through a queue that the generator yields
 from, so the caller (CLI bar, napari worker) never blocks on the work. Closing the generator
 (a cancel) or an interrupt (Ctrl-C) stops the work at its next batch of tiles or tasks, waits for
-the thread to end, deletes the scratch and leaves no output behind. Events, all at level 1:
+the thread to end and deletes the scratch. The instance stage writes the labels into the
+slot it is given (one plane of :class:`.outputs.LabelTarget`); writing the output is
+:mod:`.stack`'s. Events, all at level 1 but the first:
 
 - ``"scan"`` (chunks read), then one ``"tile"`` event whose ``payload`` is a
   :class:`.results.BackgroundMap` (when background skipping is on);
 - ``"tile"`` after every batch (counting the tiles that are predicted); on the disk path the
   first carries a :class:`.results.ClassPreview` and then one per stored chunk a
   :class:`.results.StoredChunk` with the chunk's classes;
-- ``"grow"`` / ``"label"`` (chunks of the instance stage), ``"write"``.
+- ``"grow"`` / ``"label"`` (chunks of the instance stage).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .pipeline import predict_chunks
 from .plan import RunPlan
 from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary
 from .scan import Scan, scan
-from .scratch import ArrayRef, Scratch
+from .scratch import ArrayRef, Scratch, divisor
 
 #: Tasks of the instance stage computed between two progress events (and cancel checks).
 TASK_BATCH = 8
@@ -81,12 +83,17 @@ class Reporter:
         return run
 
 
-def run_plan(plan: RunPlan, predictor: MakePredictor | None = None) -> Job[SegmentResult]:
+def run_plan(
+    plan: RunPlan, slot: Any, predictor: MakePredictor | None = None
+) -> Job[SegmentResult]:
     """Run ``plan`` in a worker thread, yielding its progress; see the module docstring.
 
-    ``predictor(stats)``, if given, makes the :class:`~.predictor.TilePredictor` from the
-    slide's normalization statistics instead of the plan's model (a zero-cost predictor to
-    measure the host pipeline, another model format).
+    The labels go into ``slot`` (an :class:`.outputs.PlaneRef`: one plane of the run's
+    :class:`.outputs.LabelTarget`, with its id offset); the returned result holds the plane's
+    count, area, provenance and warnings, not the labels. ``predictor(stats)``, if given,
+    makes the :class:`~.predictor.TilePredictor` from the slide's normalization statistics
+    instead of the plan's model (a zero-cost predictor to measure the host pipeline, another
+    model format).
     """
     started = time.perf_counter()
     yield Progress("segment", 0, 1, 0, plan.message())
@@ -95,7 +102,7 @@ def run_plan(plan: RunPlan, predictor: MakePredictor | None = None) -> Job[Segme
     outcome: dict[str, Any] = {}
     scratch = _scratch_folder(plan)
     thread = threading.Thread(
-        target=_work, args=(plan, scratch, Reporter(events, cancel), outcome, predictor),
+        target=_work, args=(plan, slot, scratch, Reporter(events, cancel), outcome, predictor),
         daemon=True,
     )  # fmt: skip
     thread.start()
@@ -145,10 +152,11 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
     return folder
 
 
-def _work(plan: RunPlan, scratch: Path | None, report: Reporter, outcome: dict, make) -> None:
+def _work(plan: RunPlan, slot: Any, scratch: Path | None, report: Reporter, outcome: dict,
+          make: Any) -> None:  # fmt: skip
     keep_freed_memory()  # forward passes reuse their activations' pages (no refaulting)
     try:
-        outcome["result"] = _segment(plan, scratch, report, make)
+        outcome["result"] = _segment(plan, slot, scratch, report, make)
     except BaseException as err:  # handed to the generator, which re-raises it
         outcome["error"] = err
     finally:
@@ -184,7 +192,8 @@ def _predictor(plan: RunPlan, found: Scan, report: Reporter, make: Any = None) -
     return client.scatter(predictor, broadcast=True, hash=False)  # the model travels once
 
 
-def _segment(plan: RunPlan, folder: Path | None, report: Reporter, make) -> SegmentResult:
+def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
+             make: Any) -> SegmentResult:  # fmt: skip
     found = _scan(plan, report)
     report.tiles_total = len(plan.tiles) - len(found.skip)
     if found.covered is not None:
@@ -212,59 +221,34 @@ def _segment(plan: RunPlan, folder: Path | None, report: Reporter, make) -> Segm
     summary = TilingSummary(plan.tiles.tile, plan.tiles.overlap, plan.batch_size,
                             plan.tiles.grid, plan.chunking.chunk, plan.storage,
                             report.tiles_total, len(found.skip))  # fmt: skip
-    store = _label_store(plan)
-    try:
-        target = ArrayRef(None, str(store.partial / "0")) if store else scratch.create("labels")
-        numbering, warnings = instances(plan.chunking, sink, target,
-                                        report.run_tasks(plan.execution))  # fmt: skip
-        report.check()
-        report.post("write", 0, None, "write")
-        labels, area = _restore(plan, target, numbering.area)
-        provenance = _provenance(plan, found, numbering.count, warnings)
-        provenance["tiling"] = summary.to_dict()
-        path = _write(plan, store, labels, provenance)
-    except BaseException:
-        if store is not None:
-            store.abort()
-        raise
-    return SegmentResult(
-        path if path is not None else np.asarray(labels),
-        path,
-        numbering.count,
-        0.0,
-        str(plan.device),
-        summary,
-        provenance,
-        area,
-        warnings,
-    )
+    direct = plan.scale == 1.0  # the instance stage writes straight into the output
+    labels = slot if direct else scratch.create("labels")
+    numbering, warnings = instances(plan.chunking, sink, labels,
+                                    report.run_tasks(plan.execution))  # fmt: skip
+    report.check()
+    area = numbering.area if direct else _restore(plan, labels, slot)
+    provenance = _provenance(plan, found, numbering.count, warnings)
+    provenance["tiling"] = summary.to_dict()
+    return SegmentResult(None, None, numbering.count, 0.0, str(plan.device), summary,
+                         provenance, area, warnings)  # fmt: skip
 
 
-def _label_store(plan: RunPlan) -> Any:
-    """The OME-Zarr store the instance stage writes into directly (zarr output, no rescale)."""
-    if plan.out is None or plan.out.suffix.lower() != ".zarr" or plan.scale != 1.0:
-        return None
-    from ..io import create_label_store
-    from .scratch import divisor
-
-    chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)  # tasks write whole chunks
-    return create_label_store(plan.out, plan.shape, chunks, overwrite=plan.settings.overwrite)
-
-
-def _restore(plan: RunPlan, target: ArrayRef, area: int) -> tuple[Any, int]:
-    """The labels on the input's grid (resampled back when the image was rescaled)."""
-    labels = target.open()
-    if plan.scale == 1.0:
-        return labels, area
+def _restore(plan: RunPlan, labels: ArrayRef, slot: Any) -> int:
+    """Resample the labels back to the input's grid into ``slot``; returns their area."""
+    import dask
     import dask.array as da
 
     from .rescale import restore_labels
 
-    if not isinstance(labels, np.ndarray):
-        labels = da.from_array(labels, chunks=labels.chunks)
-    labels = restore_labels(labels, plan.image_shape)
-    counted = (labels > 0).sum()
-    return labels, int(counted.compute() if hasattr(counted, "compute") else counted)
+    array = labels.open()
+    if not isinstance(array, np.ndarray):
+        array = da.from_array(array, chunks=array.chunks)
+    restored = restore_labels(da.asarray(array), plan.image_shape)
+    writer = slot.open()
+    chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)
+    with dask.config.set(scheduler="threads"):
+        da.store(restored.rechunk(chunks), writer, lock=False)
+    return writer.written
 
 
 def _provenance(plan: RunPlan, found: Scan, n: int, warnings: list[str]) -> dict[str, Any]:
@@ -294,26 +278,3 @@ def _provenance(plan: RunPlan, found: Scan, n: int, warnings: list[str]) -> dict
         "n_objects": n,
         "warnings": list(warnings),
     }
-
-
-def _write(plan: RunPlan, store: Any, labels: Any, provenance: dict[str, Any]) -> Path | None:
-    """Finalize or write the output; ``None`` when the labels stay in memory."""
-    if plan.out is None:
-        return None
-    pixel_size = getattr(plan.original, "pixel_size", None)
-    if store is not None:
-        return store.finalize(provenance, pixel_size=pixel_size)
-    import dask
-    import dask.array as da
-
-    from ..io import write_labels_tiff, write_ome_zarr_labels
-
-    if not isinstance(labels, (np.ndarray, da.Array)):
-        labels = da.from_array(labels, chunks=labels.chunks)
-    overwrite = plan.settings.overwrite
-    with dask.config.set(scheduler="threads"):
-        if plan.out.suffix.lower() == ".zarr":
-            return write_ome_zarr_labels(plan.out, labels, provenance, overwrite=overwrite,
-                                         pixel_size=pixel_size)  # fmt: skip
-        return write_labels_tiff(plan.out, labels, provenance, overwrite=overwrite,
-                                 pixel_size=pixel_size)  # fmt: skip
