@@ -68,12 +68,48 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument(
         "--scale", type=float, help="resample factor applied before prediction (2 = enlarge)"
     )  # fmt: skip
+    _add_stack_arguments(parser)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    stacks = parser.add_argument_group("Z-stacks and time-lapses")
+    stacks.add_argument(
+        "--plane",
+        help="segment one plane: an index along the image's one plane axis, or AXIS=INDEX "
+        "pairs such as Z=3 or T=0,Z=3 (the other plane axes are still walked); default: "
+        "every plane, the labels keep the image's Z and T axes",
+    )
+    stacks.add_argument(
+        "--axes", help="the image's axes when its metadata is missing or wrong, e.g. ZYX, TCYX"
+    )
+    stacks.add_argument(
+        "--stitch-z",
+        type=float,
+        metavar="IOU",
+        help="link objects of neighbouring Z planes overlapping by at least this IoU into one "
+        "3-D object (one id through Z), as Cellpose's stitch_threshold; e.g. 0.25",
+    )
+    outputs = parser.add_argument_group("measurements and exports (beside the labels)")
+    outputs.add_argument(
+        "--measure",
+        action="store_true",
+        help="write NAME_objects.csv: per object its plane, area (px, µm²), centroid, box, "
+        "mean / max / integrated intensity, eccentricity, solidity, perimeter",
+    )
+    outputs.add_argument(
+        "--export",
+        nargs="+",
+        choices=("geojson", "imagej"),
+        default=(),
+        help="geojson: NAME.geojson of detections for QuPath (File > Import objects); imagej: "
+        "NAME_rois.zip for Fiji's ROI Manager",
+    )
 
 
 #: Flags whose values go into the settings unchanged, by field name.
 FIELDS = ("model", "device", "amp", "tile", "overlap", "batch_size", "chunk", "skip_background",
           "scheduler", "interior_threshold", "foreground_threshold", "min_size", "diameter",
-          "scale", "tta")  # fmt: skip
+          "scale", "tta", "plane", "axes", "stitch_z", "measure", "export")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

@@ -33,21 +33,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def plan_outputs(inputs: list[Path], out: Path, fmt: str, channel) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: list[Path], out: Path, fmt: str, settings) -> list[tuple[Path, Path]]:
     """``(input, output)`` for every input, refusing collisions before any work."""
+    from ..inference.planes import label_pixels
     from ..inference.settings import check_collisions, label_path, output_format
-    from ..io import open_image
+    from ..io.source import stem_of
 
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         raise FileNotFoundError(f"no such input: {', '.join(missing)}")
     pairs = []
     for path in inputs:
-        source = open_image(path, channel=channel)
-        pixels = source.shape[0] * source.shape[1]
-        pairs.append((path, label_path(out, source.name, output_format(pixels, fmt))))
+        pixels = label_pixels(path, settings)
+        pairs.append((path, label_path(out, stem_of(path), output_format(pixels, fmt))))
     check_collisions(pairs)
     return pairs
+
+
+def taken_outputs(pairs: list[tuple[Path, Path]], settings) -> list[str]:
+    """The outputs (labels and the files beside them) that exist already."""
+    from ..inference.settings import companion_paths
+
+    files = [t for _, t in pairs] + [
+        c for _, t in pairs for c in companion_paths(t, settings).values()
+    ]
+    return [str(f) for f in files if f.exists()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from ._bar import drive
 
     settings = settings_from_args(args)
-    pairs = plan_outputs(args.inputs, args.out, args.format, settings.channel)
-    taken = [str(t) for _, t in pairs if t.exists()]
+    with flag_errors():
+        pairs = plan_outputs(args.inputs, args.out, args.format, settings)
+    taken = taken_outputs(pairs, settings)
     if taken and not args.overwrite:
         raise FileExistsError(
             f"the output already exists: {', '.join(taken)}; pass --overwrite to replace it, "
@@ -70,12 +81,17 @@ def run(args: argparse.Namespace) -> int:
             job = segment_job(str(path), settings, out=target, overwrite=args.overwrite)
             result = drive(job, quiet=args.quiet)
             height, width = result.provenance["image_shape"][:2]
-            mpx = height * width / 1e6
+            planes = len(result.provenance.get("planes", [None]))
+            mpx = planes * height * width / 1e6
+            stack = f" in {planes} planes ({result.axes})" if planes > 1 else ""
             print(
-                f"{path.name}: {result.n_objects} objects, {mpx:.1f} MP in "
+                f"{path.name}: {result.n_objects} objects{stack}, {mpx:.1f} MP in "
                 f"{result.seconds:.1f} s ({mpx / max(result.seconds, 1e-9):.2f} MP/s) on "
                 f"{result.device} -> {target}"
             )
+            for kind, written in result.outputs.items():
+                if kind != "labels":
+                    print(f"  {kind}: {written}")
             for warning in result.warnings:
                 print(f"  warning: {warning}")
     return 0

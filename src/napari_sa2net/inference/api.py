@@ -18,7 +18,7 @@ import numpy as np
 
 from .._progress import Job, Progress, run_job
 from .results import SegmentResult
-from .settings import SegmentSettings
+from .settings import SegmentSettings, SettingError
 
 
 def segment(image: Any, settings: SegmentSettings | None = None, **kwargs: Any) -> SegmentResult:
@@ -64,6 +64,10 @@ def segment_job(
         settings = SegmentSettings.from_kwargs(kwargs)
     elif kwargs:
         settings = settings.replace(**kwargs)
+    if settings.export and settings.out is None:  # the exports are written beside the labels
+        raise SettingError(
+            "out", None, f"is needed to export {', '.join(settings.export)}", "labels.zarr"
+        )
     return _job(image, settings, predictor)
 
 

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import Job, Progress
-from .settings import FORMATS, SegmentSettings, check_collisions, label_path, output_format
+from .settings import (
+    FORMATS,
+    SegmentSettings,
+    check_collisions,
+    companion_paths,
+    label_path,
+    output_format,
+)
 
 __all__ = ["SUMMARY_NAME", "BatchResult", "FileRecord", "batch_job", "find_images"]
 
@@ -133,10 +140,13 @@ def _segment_job() -> Any:
 
 
 def _segment(path: Path, target: Path, batch: _Batch) -> Job[Any]:
-    """Run ``segment_job`` on one file into ``target``, forwarding its events at level 1."""
-    inner = _segment_job()(
-        str(path), batch.settings.replace(out=target, overwrite=batch.overwrite)
-    )
+    """Run ``segment_job`` on one file into ``target``, forwarding its events at level 1.
+
+    Labels left without the files asked for beside them (an earlier run without
+    ``measure``) are replaced: that file was not finished.
+    """
+    overwrite = batch.overwrite or _unfinished(path, batch)
+    inner = _segment_job()(str(path), batch.settings.replace(out=target, overwrite=overwrite))
     try:
         while True:
             try:
@@ -150,15 +160,13 @@ def _segment(path: Path, target: Path, batch: _Batch) -> Job[Any]:
 
 def _process(path: Path, name: str, batch: _Batch) -> Job[FileRecord]:
     """Segment one file into its output; errors become a ``failed`` record."""
-    from ..io import open_image
+    from .planes import label_pixels
 
     started = time.perf_counter()
     try:
         fmt = batch.output_format
         if fmt == "auto":
-            channel = batch.settings.channel
-            height, width, _ = open_image(path, channel=channel).shape
-            fmt = output_format(height * width, fmt)
+            fmt = output_format(label_pixels(path, batch.settings), fmt)
         target = output_path(batch.root, path, batch.output_dir, fmt)
         result = yield from _segment(path, target, batch)
         objects = int(result.n_objects)
@@ -171,11 +179,20 @@ def _process(path: Path, name: str, batch: _Batch) -> Job[FileRecord]:
 
 
 def _existing_output(path: Path, batch: _Batch) -> Path | None:
+    """The finished output of ``path``: its labels and every file asked for beside them."""
     for fmt in ("tif", "zarr"):
         target = output_path(batch.root, path, batch.output_dir, fmt)
-        if target.exists():
+        companions = companion_paths(target, batch.settings).values()
+        if target.exists() and all(c.exists() for c in companions):
             return target
     return None
+
+
+def _unfinished(path: Path, batch: _Batch) -> bool:
+    """Whether ``path`` has labels without the files asked for beside them (measure later)."""
+    return _existing_output(path, batch) is None and any(
+        output_path(batch.root, path, batch.output_dir, fmt).exists() for fmt in ("tif", "zarr")
+    )
 
 
 def _file_event(index: int, total: int, record: FileRecord) -> Progress:

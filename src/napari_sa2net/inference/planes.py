@@ -104,11 +104,24 @@ def layout_of(image: Any, settings: SegmentSettings) -> StackLayout:
     with warnings.catch_warnings():  # opened for its axes: which plane is read does not matter
         warnings.simplefilter("ignore", UserWarning)
         probe = open_source(image, settings.channel, None, settings.axes)
-    fixed = _fixed(probe.planes, settings.plane, probe.axes)
+    axes = settings.axes or probe.axes
+    fixed = _fixed(probe.planes, settings.plane, axes)
     walked = [(a, n) for a, n in probe.planes if a not in fixed]
     walked.sort(key=lambda p: ORDER.find(p[0]) % (len(ORDER) + 1))
     if settings.stitch_z is not None and "Z" not in dict(walked):
         raise SettingError("stitch_z", settings.stitch_z, "links Z planes, but no Z axis is "
-                           f"walked (image axes {probe.axes}); drop it", None)  # fmt: skip
+                           f"walked (image axes {axes}); drop it", None)  # fmt: skip
     names = getattr(probe, "channel_names", ())
-    return StackLayout(tuple(walked), fixed, probe.axes, names)
+    return StackLayout(tuple(walked), fixed, axes, names)
+
+
+def label_pixels(image: Any, settings: SegmentSettings) -> int:
+    """Pixels of the labels a run of ``image`` writes (every plane walked), for choosing TIFF
+    or OME-Zarr (:func:`.settings.output_format`)."""
+    from .plan import open_source
+
+    layout = layout_of(image, settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        height, width, _ = open_source(image, settings.channel, None, settings.axes).shape
+    return len(layout) * height * width

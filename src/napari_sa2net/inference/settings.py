@@ -205,10 +205,6 @@ class SegmentSettings:
                 "must end in .zarr, .tif or .tiff",
                 str(self.out.with_suffix(".zarr")),
             )
-        if self.export and self.out is None:
-            raise SettingError(
-                "out", None, f"is needed to export {', '.join(self.export)}", "labels.zarr"
-            )
         if not isinstance(self.measure, bool):
             raise SettingError("measure", self.measure, "must be True or False", True)
 
