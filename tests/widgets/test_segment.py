@@ -28,7 +28,7 @@ def test_widget_docks_and_lists_image_layers(widget):
     assert names == ["nuclei", "rgb stack"]
     widget.image.setCurrentText("rgb stack")
     assert widget.channel.isEnabled() and widget.channel.count() == 4
-    assert "(segments the current plane)" in widget.info.text()
+    assert "(4 planes)" in widget.info.text()
     assert widget.device.itemText(0).startswith("auto (")
     assert widget.model.itemText(widget.model.count() - 1).startswith("Browse")
     viewer.layers.remove("nuclei")
@@ -42,6 +42,7 @@ def test_job_arguments_take_a_plane_lazily(widget, tiny_checkpoint):
     viewer.add_image(stack, name="stack")
     viewer.dims.set_current_step(0, 2)
     widget.image.setCurrentText("stack")
+    widget.form.planes.set_mode("current")
     widget.tile.setValue(128)
     widget.model.add_checkpoint(tiny_checkpoint)
     args = widget.job_arguments()

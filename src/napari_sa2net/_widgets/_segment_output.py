@@ -17,13 +17,14 @@ def describe_layer(layer: Any) -> str:
     shape = "×".join(str(s) for s in data.shape)
     kind = "in memory" if isinstance(layer.data, np.ndarray) else "lazy"
     levels = f", {len(layer.data)} levels" if layer.multiscale else ""
-    planes = " (segments the current plane)" if layer.ndim > 2 else ""
+    planes = f" ({np.prod(data.shape[: layer.ndim - 2])} planes)" if layer.ndim > 2 else ""
     return f"{shape} {data.dtype}, {kind}{levels}{planes}"
 
 
-def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Path | None:
+def output_target(folder: Path | None, name: str, pixels: int) -> Path | None:
     """The OME-Zarr path the job writes to, or ``None`` to keep the labels in memory.
 
+    ``pixels`` counts the labels' pixels (every plane of a stack).
     A chosen folder gets ``<layer>_labels.zarr`` (``_labels-2.zarr``, ... when taken, so no
     earlier result is ever replaced); without a folder, images too large to return in memory
     (:data:`~napari_sa2net.inference.settings.RETURN_MAX_PIXELS`) go to a new temporary folder.
@@ -31,7 +32,7 @@ def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Pat
     from ..inference import settings
 
     if folder is None:
-        if int(np.prod(shape[:2])) <= settings.RETURN_MAX_PIXELS:
+        if pixels <= settings.RETURN_MAX_PIXELS:
             return None
         folder = Path(tempfile.mkdtemp(prefix="sa2net-"))
     if folder.exists() and not folder.is_dir():
@@ -40,7 +41,7 @@ def output_target(folder: Path | None, name: str, shape: tuple[int, ...]) -> Pat
     return settings.label_path(folder, f"{settings.safe_stem(name)}_labels", "zarr", unique=True)
 
 
-def _result_data(result: Any) -> tuple[Any, dict[str, Any]]:
+def result_data(result: Any) -> tuple[Any, dict[str, Any]]:
     """Labels (numpy, dask or a lazy pyramid read from the written store) and provenance."""
     path = getattr(result, "path", None)
     if path is not None and Path(path).exists():
@@ -69,7 +70,7 @@ def result_name(image_layer: Any) -> str:
 
 def add_result_layer(viewer: Any, result: Any, image_layer: Any) -> tuple[Any, int]:
     """Add the labels of ``result`` over ``image_layer`` (same Y/X scale and translate)."""
-    data, metadata = _result_data(result)
+    data, metadata = result_data(result)
     layer = viewer.add_labels(
         data,
         name=result_name(image_layer),
@@ -89,7 +90,7 @@ def replace_preview(viewer: Any, preview: Any, result: Any, image_layer: Any) ->
     """
     if preview is None or preview not in viewer.layers:
         return add_result_layer(viewer, result, image_layer)
-    data, metadata = _result_data(result)
+    data, metadata = result_data(result)
     if isinstance(data, list) != bool(preview.multiscale):
         index = viewer.layers.index(preview)
         kept = {k: getattr(preview, k) for k in ("opacity", "visible", "blending")}

@@ -3,7 +3,8 @@
 Every field of :class:`~napari_sa2net.inference.settings.SegmentSettings` a user chooses has one
 control here, the same ones ``sa2net segment`` / ``sa2net batch`` offer as flags: model and
 device; tile, overlap, batch, chunk and background skipping; seed and foreground thresholds,
-minimum size and diameter; autocast and a dask scheduler. :meth:`SettingsForm.settings` builds
+minimum size and diameter; planes of a stack, Z stitching and axes; measurements and exports;
+autocast and a dask scheduler. :meth:`SettingsForm.settings` builds
 the validated settings (a bad value is a ``SettingError``, shown as one line, before any job).
 Size boxes only hold multiples of 16 (or "auto").
 """
@@ -24,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from ._controls import AutoSpinBox, DevicePicker, ModelPicker
 from ._form import form_group, note
+from ._stack_controls import ExportChoice, PlaneChoice, stitch_box
 
 OVERLAP_TIP = "Pixels shared by neighbouring tiles; 'auto' derives it from the network's reach."
 SKIP_TIP = (
@@ -49,10 +51,18 @@ class SettingsForm(QWidget):
     ----------
     objects : bool
         Show the object settings (thresholds, minimum size, diameter).
+    current_plane : bool
+        Offer "current plane" among the plane choices (the segment widget, which knows it).
     """
 
-    def __init__(self, objects: bool = True) -> None:
+    def __init__(self, objects: bool = True, current_plane: bool = False) -> None:
         super().__init__()
+        self.planes = PlaneChoice(current=current_plane)
+        self.stitch = stitch_box()
+        self.axes = QLineEdit()
+        self.axes.setPlaceholderText("from the file")
+        self.measure = QCheckBox("measure every object (table)")
+        self.exports = ExportChoice()
         self.model = ModelPicker()
         self.device = DevicePicker()
         self.tile = AutoSpinBox(8192, step=64, minimum=64, multiple=16)
@@ -106,12 +116,24 @@ class SettingsForm(QWidget):
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
                  "is rescaled to the size the model was trained on. 'auto': no rescaling."),
             ]))  # fmt: skip
+        layout.addWidget(form_group("Stacks and outputs", [
+            ("Planes", self.planes, "Z-stacks and time-lapses: segment every plane (the labels "
+             "keep the image's Z / T axes), or one."),
+            ("Stitch Z", self.stitch, "Link objects of neighbouring Z planes that overlap by at "
+             "least this IoU into one 3-D object (one id through Z); 'off' keeps per-plane ids."),
+            ("", self.measure, "Area, centroid, box, intensity and shape of every object: "
+             "NAME_objects.csv beside the labels, the layer's features and the objects table."),
+            ("Export", self.exports, "NAME.geojson (QuPath: File > Import objects) and "
+             "NAME_rois.zip (Fiji's ROI Manager) beside the labels; needs an output folder."),
+        ]))  # fmt: skip
         layout.addWidget(form_group("Advanced", [
             ("Autocast", self.amp, "bf16/fp16 autocast on CUDA GPUs."),
             ("Test-time aug.", self.tta, "Average the probabilities of flipped / turned copies "
              "of every tile: smoother objects, that many times slower."),
             ("Scheduler", self.scheduler, "A dask.distributed scheduler address to run on a "
              "cluster; its workers must see the output folder."),
+            ("Axes", self.axes, "The image's axes (ZYX, TCYX, ...) when its file does not say "
+             "them right."),
         ]))  # fmt: skip
 
     def settings(self, **extra: Any) -> Any:
@@ -136,5 +158,15 @@ class SettingsForm(QWidget):
             amp=self.amp.currentData(),
             tta=self.tta.currentData(),
             scheduler=self.scheduler.text().strip() or None,
-            **extra,
+            **self.stack_settings() | extra,
         )
+
+    def stack_settings(self) -> dict[str, Any]:
+        """The ``plane``, ``axes``, ``stitch_z``, ``measure`` and ``export`` fields."""
+        return {
+            "plane": self.planes.plane(),
+            "axes": self.axes.text().strip() or None,
+            "stitch_z": self.stitch.value() or None,
+            "measure": self.measure.isChecked(),
+            "export": self.exports.export(),
+        }

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from ._background import show_skipped
 from ._controls import PathEdit
 from ._form import RunBar, form_group, note, scrolling
 from ._job_panel import JobPanel
-from ._layers import LayerCombo, current_plane, layer_channels
+from ._layers import LayerCombo, layer_channels
 from ._preview import LivePreview
 from ._segment_output import describe_layer, output_target, replace_preview, result_name
 from ._settings_form import SettingsForm
+from ._stack_controls import CURRENT
+from ._stack_input import job_image, layer_axes
+from ._stack_layer import StackView, place_current_plane, set_features
 
 
 class SegmentWidget(JobPanel, QWidget):
@@ -45,10 +49,12 @@ class SegmentWidget(JobPanel, QWidget):
         self._started = 0.0
         self._preview: LivePreview | None = None
         self._layer: Any = None  # the layer being segmented
+        self._stack: StackView | None = None  # the labels of a run over several planes
+        self._picked: tuple[int, ...] = ()  # the current plane segmented alone
         self.image = LayerCombo(napari_viewer, Image)
         self.channel = QComboBox()
         self.info = note("")
-        self.form = SettingsForm()
+        self.form = SettingsForm(current_plane=True)
         form = self.form  # its controls, under the names the widget has always had
         self.model, self.device, self.tile, self.overlap = (
             form.model,
@@ -73,7 +79,8 @@ class SegmentWidget(JobPanel, QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         layout = scrolling(outer)  # a short window scrolls the form instead of squeezing it
         layout.addWidget(form_group("Input", [
-            ("Image", self.image, "The image layer to segment (2-D, RGB, or the current plane)."),
+            ("Image", self.image, "The image layer to segment (2-D, RGB, a Z-stack or "
+             "time-lapse: every plane or the current one, under Planes)."),
             ("Channel", self.channel, "Which channel(s) the model sees."),
             ("", self.info, ""),
         ]))  # fmt: skip
@@ -92,10 +99,18 @@ class SegmentWidget(JobPanel, QWidget):
             self.info.setText("Open an image (File > Open, or File > Open Sample > SA2-Net).")
             self.bar.run.setEnabled(False)
             return
-        channels = layer_channels(layer)
+        channels, names = layer_channels(layer), ("red", "green", "blue", "alpha")
+        try:
+            found = layer_axes(layer)
+        except ValueError:  # a layer of many dimensions: its axes are asked for at Run
+            found = None
+        if found is not None and "C" in found.axes and not layer.rgb:  # a channel axis
+            channels = int(layer.data.shape[found.axes.index("C")])
+            names = found.channel_names or tuple(f"channel {i}" for i in range(channels))
         if channels > 1:
-            self.channel.addItem(f"all {channels} (RGB)", None)
-            for index, name in enumerate(("red", "green", "blue", "alpha")[:channels]):
+            if layer.rgb:
+                self.channel.addItem(f"all {channels} (RGB)", None)
+            for index, name in enumerate(names[:channels]):
                 self.channel.addItem(f"{index}: {name}", index)
         else:
             self.channel.addItem("single channel", None)
@@ -104,14 +119,23 @@ class SegmentWidget(JobPanel, QWidget):
         self.bar.run.setEnabled(self.worker is None)
 
     def job_arguments(self) -> dict[str, Any]:
-        """``{"image": the current plane (lazy), "settings": SegmentSettings}`` for the job."""
+        """``{"image": lazy data, "settings": SegmentSettings, "plane": index}`` for the job.
+
+        Every plane (or the one named) of a stack layer, or its current plane (``plane`` is
+        then its index along the layer's leading axes, else empty).
+        """
         layer = self.image.layer()
         if layer is None:
             raise ValueError("no image layer: open an image first")
-        image, _ = current_plane(layer, self.viewer)
-        out = output_target(self.output.path(), layer.name, image.shape)
-        settings = self.form.settings(channel=self.channel.currentData(), out=out)
-        return {"image": image, "settings": settings}
+        mode = self.form.planes.mode()
+        image, axes, picked = job_image(layer, self.viewer, every_plane=mode != CURRENT)
+        if self.form.exports.export() and self.output.path() is None:
+            raise ValueError("the exports are written beside the labels: choose an output folder")
+        pixels = int(np.prod([n for a, n in zip(axes, image.shape) if a != "C"]))  # of the labels
+        out = output_target(self.output.path(), layer.name, pixels)
+        extra = {"axes": axes} if not self.form.axes.text().strip() else {}
+        settings = self.form.settings(channel=self.channel.currentData(), out=out, **extra)
+        return {"image": image, "settings": settings, "plane": picked}
 
     def run(self) -> None:
         """Start segmenting the chosen layer in a worker thread."""
@@ -121,12 +145,18 @@ class SegmentWidget(JobPanel, QWidget):
         if arguments is None:
             return
         layer = self._layer = self.image.layer()
-        # A pyramid from 1024² on, so each refresh reads only what is on screen (a 6144² single
-        # level was read whole: ~0.1-1 s per refresh on the GUI thread). A written result is a
-        # pyramid too and goes into the same layer; in-memory labels (one level) replace it.
-        name = f"{result_name(layer)} (preview)"
-        self._preview = LivePreview(self.viewer, layer, name, multiscale=True)
-        job = self._preview.wrap(segment_job(arguments["image"], arguments["settings"]))
+        self._picked = arguments["plane"]
+        job = segment_job(arguments["image"], arguments["settings"])
+        if layer_axes(layer).is_stack and not self._picked:  # planes fill in one by one
+            self._stack = StackView(self.viewer, layer, result_name(layer))
+        else:
+            # A pyramid from 1024² on, so each refresh reads only what is on screen (a 6144²
+            # single level was read whole: ~0.1-1 s per refresh on the GUI thread). A written
+            # result is a pyramid too and goes into the same layer; in-memory labels (one
+            # level) replace it.
+            name = f"{result_name(layer)} (preview)"
+            self._preview = LivePreview(self.viewer, layer, name, multiscale=True)
+            job = self._preview.wrap(job)
         self.launch(job, "SA2-Net segment", lambda r: self._done(r, layer))
 
     def cancel(self) -> None:
@@ -134,10 +164,12 @@ class SegmentWidget(JobPanel, QWidget):
         self.request_stop()
 
     def _progress(self, event: Any) -> None:
-        from ..inference.results import BackgroundMap
+        from ..inference.results import BackgroundMap, PlaneDone
 
         if isinstance(event.payload, BackgroundMap) and self._layer in self.viewer.layers:
             show_skipped(self.viewer, self._layer, event.payload)
+        if isinstance(event.payload, PlaneDone) and self._stack is not None:
+            self._stack.on_plane(event.payload)
         if self._preview is not None:
             self._preview.on_event(event)
         if event.message and event.level == 0:
@@ -151,10 +183,18 @@ class SegmentWidget(JobPanel, QWidget):
         self.bar.say(f"{event.stage} {done}  ({self.elapsed():.0f} s{shown})")
 
     def _done(self, result: Any, layer: Any) -> None:
-        preview = self._preview.layer if self._preview and self._preview.alive() else None
-        labels_layer, count = replace_preview(self.viewer, preview, result, layer)
-        if self._preview is not None:
-            self._preview.close(remove_layer=False)
+        count = result.n_objects
+        if self._stack is not None:
+            labels_layer = self._stack.finish(result)
+            self._stack = None
+        else:
+            preview = self._preview.layer if self._preview and self._preview.alive() else None
+            labels_layer, count = replace_preview(self.viewer, preview, result, layer)
+            if self._preview is not None:
+                self._preview.close(remove_layer=False)
+            if self._picked:  # the current plane: shown on its plane only, others empty
+                labels_layer = place_current_plane(self.viewer, labels_layer, layer, self._picked)
+            set_features(labels_layer, result)
         seconds = self.elapsed()
         objects = "1 object" if count == 1 else f"{count} objects"
         plan = getattr(result, "plan", None)
@@ -172,6 +212,9 @@ class SegmentWidget(JobPanel, QWidget):
         if self._preview is not None:
             self._preview.close(remove_layer=True)
             self._preview = None
+        if self._stack is not None:  # cancelled or failed: no labels of it stay
+            self._stack.discard()
+            self._stack = None
         super()._job_finished()
 
 

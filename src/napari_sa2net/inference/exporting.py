@@ -66,3 +66,49 @@ def plane_inputs(image: Any, plan: Any, layout: StackLayout) -> list[PlaneInput]
         position = {a.lower(): i for a, i in layout.position(lead).items()}
         inputs.append(PlaneInput(lead, position, source.data))
     return inputs
+
+
+def export_labels(labels: Any, axes: str, targets: dict[str, Any],
+                  pixel_size: tuple[float, float] | None = None) -> Any:  # fmt: skip
+    """Write the GeoJSON / ImageJ exports of labels that exist already (a napari layer).
+
+    Parameters
+    ----------
+    labels : array-like
+        ``[T×][Z×]Y×X`` labels (numpy, dask or zarr), read chunk by chunk.
+    axes : str
+        Their axes (``"YX"``, ``"ZYX"``, ...).
+    targets : dict
+        ``{"geojson": path, "imagej": path}``: the files to write (atomically, replaced).
+
+    Returns
+    -------
+    ObjectTable
+        The shape measurements (no intensities: there is no image).
+    """
+    import contextlib
+    from pathlib import Path
+
+    from .._progress import run_job
+    from ..io.atomic import atomic_path
+    from ..io.object_files import GeoJsonWriter, RoiZipWriter
+    from .objects import measure_job
+
+    lead = tuple(a for a in axes.upper()[:-2])
+    layout = StackLayout(tuple(zip(lead, labels.shape[: len(lead)])))
+    planes = [PlaneInput(index, {a.lower(): i for a, i in zip(lead, index)}, None)
+              for index, _ in layout.planes()]  # fmt: skip
+    kinds = {"geojson": GeoJsonWriter, "imagej": RoiZipWriter}
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for kind, path in targets.items():
+            writer = kinds[kind](stack.enter_context(atomic_path(Path(path), overwrite=True)))
+            stack.callback(writer.abort)
+            writers[kind] = writer
+        exporter = ObjectExporter(writers, layout)
+        job = measure_job(labels, planes, max_id=int(labels.max()), pixel_size=pixel_size,
+                          on_object=exporter)  # fmt: skip
+        table = run_job(job)
+        for writer in writers.values():
+            writer.close()
+    return table
