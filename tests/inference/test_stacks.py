@@ -96,6 +96,25 @@ def test_cancel_mid_stack_leaves_nothing(tiny_net, real_planes, tmp_path):
     assert not out.exists() or not list(out.iterdir())
 
 
+@pytest.mark.parametrize("step", [1, 3])
+def test_cancel_while_measuring_leaves_nothing(tiny_net, real_planes, tmp_path, step):
+    from napari_sa2net.inference.predictor import ZeroCostPredictor
+
+    out = tmp_path / "out"
+    job = segment_job(real_planes(2), model=tiny_net, axes="ZYX", measure=True,
+                      predictor=lambda stats: ZeroCostPredictor(3, 2, stats),
+                      export=("geojson", "imagej"), out=out / "s.tif", device="cpu", tile=64,
+                      overlap=32, chunk=64)  # fmt: skip
+    seen = []
+    for event in job:
+        seen.append(event.stage)
+        if event.stage == "measure" and event.current == step:  # the partials are open
+            break
+    job.close()
+    assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
+    assert seen.count("plane") == 2 and seen[-1] == "measure"
+
+
 def test_bad_stack_settings_fail_before_any_work(tiny_net, real_planes, tmp_path):
     tiny = tiny_net
     stack = real_planes(2)
