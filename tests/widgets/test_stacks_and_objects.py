@@ -126,3 +126,55 @@ def test_geojson_and_roi_writers_write_a_labels_layer(tmp_path):
     [path] = write_imagej_rois(str(tmp_path / "a.zip"), labels, meta)
     rois = roiread(path)
     assert [r.position for r in rois] == [1, 2] and rois[1].name == "0002-00002"
+
+
+def test_ome_channel_names_are_listed_and_the_reader_brings_features_back(
+    make_napari_viewer, nuclei_crop, tiny_checkpoint, tmp_path
+):
+    import tifffile
+
+    from napari_sa2net._progress import run_job
+    from napari_sa2net._reader import read_sa2net_labels
+    from napari_sa2net._widgets.segment import SegmentWidget
+    from napari_sa2net.inference import segment_job
+
+    planes = _planes(nuclei_crop, 2)
+    data = np.stack([planes, planes[:, ::-1]])  # C, Z, Y, X
+    path = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "CZYX",
+                     "Channel": {"Name": ["DAPI", "GFP"]}, "PhysicalSizeX": 0.5,
+                     "PhysicalSizeY": 0.5})  # fmt: skip
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari")
+    widget = SegmentWidget(viewer)
+    names = [widget.channel.itemText(i) for i in range(widget.channel.count())]
+    assert names == ["0: DAPI", "1: GFP"]
+    widget.model.add_checkpoint(tiny_checkpoint)
+    widget.channel.setCurrentIndex(0)
+    arguments = widget.job_arguments()
+    assert arguments["settings"].axes == "CZYX" and arguments["settings"].channel == 0
+    out = tmp_path / "out" / "cells.zarr"
+    run_job(segment_job(str(path), channel=0, model=tiny_checkpoint, measure=True, out=out,
+                        tile=128, device="cpu", interior_threshold=0.3,
+                        foreground_threshold=0.3))  # fmt: skip
+    [(labels, meta, kind)] = read_sa2net_labels(str(out))
+    level0 = labels[0] if isinstance(labels, list) else labels
+    assert kind == "labels" and level0.shape == (2, 128, 128)
+    assert meta["scale"] == (1.0, 0.5, 0.5) and meta["axis_labels"] == ("z", "y", "x")
+    assert "area_um2" in meta["features"] and set(meta["features"]["z"]) <= {0, 1}
+
+
+def test_batch_widget_builds_measure_and_export_settings(make_napari_viewer, tmp_path):
+    from napari_sa2net._widgets.batch import BatchWidget
+
+    widget = BatchWidget(make_napari_viewer())
+    widget.input.set_path(tmp_path)
+    widget.output.set_path(tmp_path / "out")
+    widget.form.measure.setChecked(True)
+    widget.form.exports.imagej.setChecked(True)
+    widget.form.planes.set_mode("one")
+    widget.form.planes.text.setText("Z=2")
+    widget.form.stitch.setValue(0.3)
+    settings = widget.job_arguments()["settings"]
+    assert settings.measure and settings.export == ("imagej",)
+    assert settings.plane == (("Z", 2),) and settings.stitch_z == 0.3
