@@ -13,6 +13,8 @@ _EXPORTS: dict[str, str] = {
     "segment_job": "api",
     "segment": "api",
     "SegmentResult": "results",
+    "ObjectTable": "results",
+    "PlaneDone": "results",
     "SegmentSettings": "settings",
     "SettingError": "settings",
     "TilePlan": "tiling",
