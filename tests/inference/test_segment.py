@@ -295,3 +295,14 @@ def test_a_killed_runs_scratch_is_removed_by_the_next_run(tiny, tmp_path):
     alive.mkdir()  # a run of this (live) process: left alone
     segment(_image(64), model=tiny, device="cpu", out=tmp_path / "x.tif")
     assert not dead.exists() and alive.exists()
+
+
+def test_chunks_smaller_than_a_tile_are_raised_to_one_tile(tiny, same_objects):
+    # A tile spilling over a whole chunk left pixels without weight ("covered by no tile").
+    image = _image(192)[:160]
+    whole = segment(image, model=tiny, device="cpu", tile=128, overlap=32)
+    small = segment(image, model=tiny, device="cpu", tile=128, overlap=32, chunk=64)
+    assert small.plan.chunks == (128, 128)
+    np.testing.assert_array_equal(small.labels, whole.labels)
+    auto = segment(image, model=tiny, device="cpu", chunk=64)  # automatic tile > image
+    assert max(auto.plan.chunks) == 192 and auto.labels.shape == image.shape

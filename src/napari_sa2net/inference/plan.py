@@ -227,6 +227,9 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
                     batch_size=settings.batch_size, amp=settings.amp)  # fmt: skip
     tiles = TilePlan(shape, choice.tile, choice.overlap)
     chunk = settings.chunk or default_chunk(device.type, choice.tile, choice.overlap)
+    # A tile may spill into the next chunk only, never over it: chunks hold a whole tile.
+    longest = max(min(choice.tile, n) for n in shape)
+    chunk = max(chunk, -(-longest // 16) * 16)
     mode = "binary" if net.num_classes == 1 else "instance"
     min_size = DEFAULT_MIN_SIZE if settings.min_size is None else settings.min_size
     return RunPlan(

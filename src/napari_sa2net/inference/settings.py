@@ -90,7 +90,8 @@ class SegmentSettings:
     min_size : int, optional
         Objects with fewer pixels are removed; ``None`` is the engine's default (16).
     chunk : int, optional
-        Chunk edge of the pipeline (default :func:`.sizing.default_chunk`).
+        Chunk edge of the pipeline (default :func:`.sizing.default_chunk`); never less than
+        a tile (a smaller value is raised to the tile's edge).
     scale : float, optional
         Resample the image by this factor before prediction; labels come back on the input grid.
     diameter : float, optional
