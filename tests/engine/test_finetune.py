@@ -126,3 +126,16 @@ def test_finetuning_clears_partials_of_dead_runs_and_uses_the_margin(scene, tmp_
     result = run_job(finetune_job(model, image, labels, out=tmp_path / "ft.pt", **options))
     assert not stale.exists()
     assert result.train_regions == regions_from_labels(labels, margin=3)
+
+
+def test_finetuning_keeps_the_boundary_width_and_contact_weight_of_the_training(scene):
+    from napari_sa2net.engine.finetune import FinetuneSettings, _Finetuner
+
+    model, image, labels = scene
+    plain = _Finetuner(model, image, labels, REGIONS, FinetuneSettings(**FAST))
+    model.metadata = {"training": {"recipe": {"boundary_width": 2, "contact_weight": 5.0}}}
+    wide = _Finetuner(model, image, labels, REGIONS, FinetuneSettings(**FAST))
+    boundary = [int((run.sampler.targets[0] == 2).sum()) for run in (plain, wide)]
+    assert boundary[1] > 1.5 * boundary[0]
+    assert (plain.loss_fn.contact_weight, wide.loss_fn.contact_weight) == (1.0, 5.0)
+    assert wide.loss_fn.contact_radius == 2

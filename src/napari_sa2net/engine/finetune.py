@@ -133,7 +133,8 @@ class _Finetuner:
         self.model.freeze_encoder(opts.freeze_encoder)
         self.mode = mode_of(self.model)
         norm = self.model.normalization(image)
-        target = make_target(labels, self.mode)
+        width, contact = training_targets(self.model)
+        target = make_target(labels, self.mode, width)
         keep = mask_of(self.train_regions, shape) & ~mask_of(self.val_regions, shape)
         target[~keep] = IGNORE
         self.sampler = CropSampler([norm], [target], opts.crop, seed=opts.seed)
@@ -142,7 +143,7 @@ class _Finetuner:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=opts.lr)
         self.amp = MixedPrecision(self.device, opts.amp)
-        self.loss_fn = SegmentationLoss(self.mode)
+        self.loss_fn = SegmentationLoss(self.mode, contact, width)
         self.best_epoch, self.best_score, self.best_metrics = 0, -np.inf, {}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []
@@ -208,6 +209,16 @@ class _Finetuner:
             },
         }
         save_checkpoint(self.model, self.opts.out)
+
+
+def training_targets(model: torch.nn.Module) -> tuple[int, float]:
+    """Boundary width and contact weight of the model's training recipe (1 and 1 unrecorded).
+
+    Finetuning keeps the targets the model learned: a model trained with 2-px boundaries fed
+    1-px ones would be taught to draw thinner boundaries and merge touching nuclei again.
+    """
+    recipe = (model.metadata.get("training") or {}).get("recipe") or {}
+    return int(recipe.get("boundary_width", 1)), float(recipe.get("contact_weight", 1.0))
 
 
 def parent_record(model: torch.nn.Module) -> dict:
