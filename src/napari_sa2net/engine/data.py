@@ -65,9 +65,11 @@ def contact_pixels(labels: np.ndarray, gap: int = 1) -> np.ndarray:
     labels = np.asarray(labels)
     size = 2 * gap + 1
     high = ndi.maximum_filter(labels, size=size, mode="nearest")
-    top = np.iinfo(np.int64).max
+    # background reads as one id above every object (not the dtype's maximum: scipy's minimum
+    # filter wraps int64's maximum round to its minimum)
+    top = int(labels.max(initial=0)) + 1
     low = ndi.minimum_filter(
-        np.where(labels > 0, labels, top).astype(np.int64), size=size, mode="nearest"
+        np.where(labels > 0, labels.astype(np.int64), top), size=size, mode="nearest"
     )
     return (high > 0) & (low < top) & (high != low)
 

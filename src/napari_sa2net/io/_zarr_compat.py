@@ -85,6 +85,7 @@ def create_array(
         fill_value=fill_value,
         store=str(path),
         overwrite=overwrite,
+        write_empty_chunks=False,
     )
 
 
@@ -97,6 +98,17 @@ def open_for_writing(path: str | Path) -> Any:
     if ZARR_V3:
         return zarr.open_array(str(path), mode="r+", config={"write_empty_chunks": True})
     return zarr.open_array(str(path), mode="r+", write_empty_chunks=True)
+
+
+def open_skipping_empty(path: str | Path) -> Any:
+    """Open an existing array for writing; chunks of only the fill value are left unstored.
+
+    zarr 3 does so by default; zarr 2 stores every chunk written unless told otherwise (the
+    setting lives on the opened array, not in the store's metadata).
+    """
+    if ZARR_V3:
+        return zarr.open_array(str(path), mode="r+")
+    return zarr.open_array(str(path), mode="r+", write_empty_chunks=False)
 
 
 def create_v2_group(path: str | Path) -> Any:
@@ -156,4 +168,5 @@ def create_v2_array(
         fill_value=fill_value,
         compressor=compressor,
         dimension_separator="/",
+        write_empty_chunks=False,
     )

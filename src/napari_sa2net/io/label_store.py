@@ -129,9 +129,9 @@ class LabelStore:
         Write whole chunks (two writers of one chunk overwrite each other). A distributed
         caller must stop its tasks (``client.cancel``) before :meth:`abort`.
         """
-        import zarr
+        from ._zarr_compat import open_skipping_empty
 
-        return zarr.open_array(str(self.partial / "0"), mode="r+")
+        return open_skipping_empty(self.partial / "0")
 
     @property
     def target(self) -> GuardedArray:

@@ -128,6 +128,8 @@ def _open_node(path: Path, level: int) -> tuple[Any, str, Any]:
     refuse_code_codecs(path, path)  # before zarr parses it (zarr 3's refusal names no fix)
     try:
         node = zarr.open(str(path), mode="r")
+        if isinstance(node, zarr.Group):
+            node.attrs.asdict()  # zarr 2 parses a group's .zattrs only when first read
     except Exception as err:  # zarr raises several types for missing or broken metadata
         raise damaged(path, err) from err
     if not isinstance(node, zarr.Group):
