@@ -29,6 +29,13 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128, help="training crop edge")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", type=Path, default=None)
+    # The recipe's choices for unseen data, each kept because cross-validation over
+    # acquisitions supported it (examples/cross_validate.py; the model card has the table).
+    parser.add_argument("--boundary-width", type=int, default=1)
+    parser.add_argument("--contact-weight", type=float, default=1.0)
+    parser.add_argument("--contact-bias", type=float, default=0.0)
+    parser.add_argument("--augment", default="basic", choices=("basic", "wide"))
+    parser.add_argument("--scale-jitter", type=float, default=0.3)
     args = parser.parse_args()
     config = TrainConfig(
         images=args.train_dir / "images",
@@ -45,7 +52,11 @@ def main() -> None:
         crop=args.crop,
         lr=1e-3,
         restart_epochs=10,
-        scale_jitter=0.3,
+        scale_jitter=args.scale_jitter,
+        boundary_width=args.boundary_width,
+        contact_weight=args.contact_weight,
+        contact_bias=args.contact_bias,
+        augment=args.augment,
         seed=0,
         device=args.device,
         resume=args.resume,
