@@ -91,6 +91,11 @@ def test_objects_table_sorts_selects_both_ways_and_exports(make_napari_viewer, t
                               metadata={"napari_sa2net": {"axes": "ZYX"}})  # fmt: skip
     widget = ObjectsTableWidget(viewer)
     assert widget.rows() == 3 and widget.model.columns[0] == "label"
+    assert widget.info.text() == "3 objects"
+    stitched = dict(features, label=np.array([1, 2, 2]))  # one object through two planes
+    layer.features = dict(stitched, z=np.array([0, 0, 1]))
+    assert widget.info.text() == "3 rows: 2 objects on 2 planes"
+    layer.features = features
     from qtpy.QtCore import Qt
 
     widget.table.sortByColumn(widget.model.columns.index("area_px"), Qt.SortOrder.AscendingOrder)

@@ -133,7 +133,7 @@ class ObjectsTableWidget(QWidget):
         self.model.set_table(features if usable else None)
         self.export.setEnabled(usable)
         self.info.setText(
-            f"{self.model.rowCount()} objects" if usable
+            _count(features) if usable
             else "No objects table: run SA2-Net segment with 'measure every object'."
         )  # fmt: skip
 
@@ -219,3 +219,14 @@ class ObjectsTableWidget(QWidget):
 
 
 __all__ = ["ObjectsTableWidget"]
+
+
+def _count(features: Any) -> str:
+    """ "N objects", or for a stack whose objects span planes "N rows: M objects on P planes"."""
+    rows = len(features)
+    objects = features["label"].nunique()
+    planes = [c for c in ("t", "z") if c in features.columns]
+    if objects == rows or not planes:
+        return f"{rows} objects"
+    spanned = len(features.groupby(planes).size())
+    return f"{rows} rows: {objects} objects on {spanned} planes"
