@@ -20,6 +20,48 @@ def test_drive_returns_the_job_result(quiet):
     assert drive(_job(), quiet=quiet) == 42
 
 
+def test_a_log_file_gets_plain_lines_not_bars():
+    import io
+
+    def job():
+        yield Progress("file", 1, 2)
+        for i in range(1, 101):
+            yield Progress("tile", i, 100, level=1, metrics={"MP/s": 0.25})
+        yield Progress("file", 2, 2)
+        return "done"
+
+    log = io.StringIO()  # not a terminal, as `sa2net segment ... 2> run.log`
+    assert drive(job(), stream=log) == "done"
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    # every outer step; the inner stage when it starts and ends (30 s apart at most between)
+    assert text.splitlines() == [
+        "file 1/2",
+        "  tile 1/100 MP/s=0.25",
+        "  tile 100/100 MP/s=0.25",
+        "file 2/2",
+    ]
+
+
+def test_a_long_inner_stage_writes_a_line_every_interval(monkeypatch):
+    import io
+
+    from napari_sa2net.cli import _bar
+
+    clock = iter(range(0, 1000, 10))  # each event 10 s after the one before
+    monkeypatch.setattr(_bar.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()
+    printer = _bar.LineLog(log, every_s=30)
+    for i in range(1, 11):
+        printer(Progress("batch", i, 10, level=1))
+    assert [line.split()[1] for line in log.getvalue().splitlines()] == [
+        "1/10",
+        "4/10",
+        "7/10",
+        "10/10",
+    ]
+
+
 def test_mirror_tile_is_continuous_across_the_mirror_line():
     image = np.arange(12).reshape(3, 4)
     out = mirror_tile(image, 0, 0, (6, 8))

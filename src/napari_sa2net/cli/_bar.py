@@ -1,21 +1,81 @@
-"""Drive a progress-yielding job with terminal bars (one per nesting level)."""
+"""Drive a progress-yielding job: tqdm bars on a terminal, plain lines in a log file.
+
+On a terminal every event level gets its own tqdm bar (outer loop above inner loop). When stderr
+is not a terminal (``sa2net segment ... 2> run.log``, a cluster job's log, a pipe) bars would
+fill the file with carriage returns and escape codes, so the same events are written as plain
+lines instead: every level-0 step (file, epoch, plane), and an inner step when its stage starts,
+when it ends, and at most every :data:`LINE_EVERY_S` seconds between.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, TypeVar
+import time
+from typing import Any, TextIO, TypeVar
 
 from .._progress import Job, Progress, run_job
 
 R = TypeVar("R")
 
+#: Seconds between two lines of one inner stage in a log file.
+LINE_EVERY_S = 30.0
 
-def drive(job: Job[R], *, quiet: bool = False) -> R:
-    """Run ``job`` to completion, showing a tqdm bar per progress level on stderr."""
+
+def drive(job: Job[R], *, quiet: bool = False, stream: TextIO | None = None) -> R:
+    """Run ``job`` to completion, showing its progress on ``stream`` (default stderr)."""
+    stream = sys.stderr if stream is None else stream
+    if quiet:
+        return run_job(job)
+    if not _is_terminal(stream):
+        return run_job(job, LineLog(stream))
+    return _drive_bars(job, stream)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or file-like without isatty
+        return False
+
+
+def _figures(event: Progress) -> str:
+    return "".join(f" {k}={v:.4g}" for k, v in event.metrics.items())
+
+
+class LineLog:
+    """Progress events as plain lines (no carriage returns, no escape codes)."""
+
+    def __init__(self, stream: TextIO, every_s: float = LINE_EVERY_S) -> None:
+        self.stream = stream
+        self.every_s = every_s
+        self._last: dict[int, tuple[tuple[str, int | None], float]] = {}
+
+    def __call__(self, event: Progress) -> None:
+        kind = (event.stage, event.total)
+        now = time.monotonic()
+        last = self._last.get(event.level)
+        finished = event.total is not None and event.current >= event.total
+        due = (
+            event.level == 0
+            or last is None
+            or last[0] != kind
+            or finished
+            or now - last[1] >= self.every_s
+        )
+        if not due:
+            return
+        self._last[event.level] = (kind, now)
+        count = f"{event.current}/{event.total}" if event.total else f"{event.current}"
+        indent = "  " * event.level
+        self.stream.write(f"{indent}{event.stage} {count}{_figures(event)}\n")
+        self.stream.flush()
+
+
+def _drive_bars(job: Job[R], stream: TextIO) -> R:
     from tqdm.auto import tqdm
 
     bars: dict[int, Any] = {}
-    # What each level's bar counts; a disabled tqdm bar keeps neither desc nor total.
+    # What each level's bar counts (a new stage or total gets a new bar).
     kinds: dict[int, tuple[str, int | None]] = {}
 
     def show(event: Progress) -> None:
@@ -29,8 +89,7 @@ def drive(job: Job[R], *, quiet: bool = False) -> R:
                 desc=event.stage,
                 position=event.level,
                 leave=event.level == 0,
-                file=sys.stderr,
-                disable=quiet,
+                file=stream,
             )
             bars[event.level] = bar
         bar.n = event.current

@@ -63,7 +63,6 @@ def _log_epochs(job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._progress import run_job
     from ..engine.train import TrainConfig, train_job
     from ._bar import drive
 
@@ -92,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     job = train_job(cfg)
     first = next(job)  # data loaded and device resolved: say where training runs
     print(first.message)
-    # drive(quiet=True) trips over disabled tqdm bars; quiet runs need no bars anyway.
-    events = _log_epochs(job)
-    result = run_job(events) if args.quiet else drive(events)
+    result = drive(_log_epochs(job), quiet=args.quiet)
     print(f"stopped after epoch {result.epochs_done} ({result.stopped}) on {result.device}")
     if result.best_path is not None:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "lr")
