@@ -124,6 +124,26 @@ def test_size_boxes_hold_only_multiples_of_16(widget):
     assert widget.overlap.auto_value() % 16 == 0
 
 
+def test_a_size_typed_off_the_grid_is_marked_as_it_is_typed(widget, qtbot):
+    from qtpy.QtCore import Qt
+
+    box = widget.tile
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "10")
+    assert box.invalid() and "becomes" in box.toolTip()  # marked while typing, before Run
+    qtbot.keyClicks(box.lineEdit(), "0")
+    assert box.invalid()
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Backspace)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Backspace)
+    qtbot.keyClicks(box.lineEdit(), "12")  # 112 = 7 × 16
+    assert not box.invalid()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "100")
+    box.editingFinished.emit()
+    box.interpretText()
+    assert not box.invalid() and box.value() in (96, 112)
+
+
 def test_every_setting_reaches_the_engine(widget, tiny_checkpoint):
     widget.model.add_checkpoint(tiny_checkpoint)
     form = widget.form

@@ -135,6 +135,29 @@ class AutoSpinBox(QSpinBox):
         self.setSingleStep(step)
         self.setSpecialValueText("auto")
         self.setValue(self.minimum())
+        self._hint = ""
+        self.lineEdit().textEdited.connect(self._mark)
+        self.editingFinished.connect(lambda: self._mark(None))
+
+    def _mark(self, text: str | None) -> None:
+        """Outline the box in red while the typed text is not a value it will keep."""
+        from qtpy.QtGui import QValidator
+
+        shown = self.lineEdit().text() if text is None else text
+        state = self.validate(shown, len(shown))[0]
+        wrong = text is not None and state != QValidator.State.Acceptable
+        if not wrong:
+            self.setStyleSheet("")
+            self.setToolTip(self._hint)
+            return
+        self._hint = self._hint or self.toolTip()
+        self.setStyleSheet("QSpinBox { border: 1px solid #e0533d; }")
+        kept = self.fixup(shown)
+        self.setToolTip(f"{shown!r} is not kept: becomes {kept} when you leave the box")
+
+    def invalid(self) -> bool:
+        """Whether the box is marked: what was typed is not a value it will keep."""
+        return bool(self.styleSheet())
 
     def validate(self, text: str, pos: int):
         from qtpy.QtGui import QValidator
