@@ -26,12 +26,13 @@ def drive(job: Job[R], *, quiet: bool = False, stream: TextIO | None = None) -> 
     stream = sys.stderr if stream is None else stream
     if quiet:
         return run_job(job)
-    if not _is_terminal(stream):
+    if not is_terminal(stream):
         return run_job(job, LineLog(stream))
     return _drive_bars(job, stream)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` shows bars (a tty); a log file or pipe gets plain lines."""
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or file-like without isatty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -64,7 +65,7 @@ def _log_epochs(job):
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.train import TrainConfig, train_job
-    from ._bar import drive
+    from ._bar import drive, is_terminal
 
     cfg = TrainConfig(
         images=args.images,
@@ -91,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
     job = train_job(cfg)
     first = next(job)  # data loaded and device resolved: say where training runs
     print(first.message)
-    result = drive(_log_epochs(job), quiet=args.quiet)
+    # each finished epoch is printed (a bar forgets past epochs), except where drive already
+    # writes one line per epoch with its figures: progress going to a log file
+    logged_by_drive = not args.quiet and not is_terminal(sys.stderr)
+    events = job if logged_by_drive else _log_epochs(job)
+    result = drive(events, quiet=args.quiet)
     print(f"stopped after epoch {result.epochs_done} ({result.stopped}) on {result.device}")
     if result.best_path is not None:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "lr")
