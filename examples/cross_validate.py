@@ -70,6 +70,8 @@ def overrides(pairs: list[str]) -> dict[str, object]:
         kind = str(fields[name].type)  # the annotation, e.g. "int | None"
         if kind.startswith("bool"):
             values[name] = text.lower() in ("1", "true", "yes")
+        elif kind.startswith("str"):
+            values[name] = text
         else:
             values[name] = int(text) if kind.startswith("int") else float(text)
     return values
