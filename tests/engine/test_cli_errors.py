@@ -107,3 +107,13 @@ def test_a_payload_checkpoint_is_refused_by_evaluate(tiny_folders, tmp_path, cap
     assert main(evaluate_args(tiny_folders, evil)) == 2
     err = one_error_line(capsys, "evaluate")
     assert not marker.exists() and "evil.pt" in err and "nothing in it ran" in err
+
+
+def test_evaluate_names_images_whose_ids_mark_several_objects(tiny_folders, checkpoint, capsys):
+    path = sorted(tiny_folders["val_labels"].iterdir())[0]
+    labels = np.zeros((96, 96), np.uint16)
+    labels[10:30, 10:30] = labels[60:80, 60:80] = 5  # one id on two nuclei
+    tifffile.imwrite(path, labels)
+    assert main(evaluate_args(tiny_folders, checkpoint)) == 0
+    out = capsys.readouterr().out
+    assert f"note: {path.stem}: 1 label id(s) each mark several separate objects" in out

@@ -147,3 +147,42 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     assert "wide" in PRESETS
     with pytest.raises(ValueError, match="augmentation must be one of"):
         Augmentation.preset("strong")
+
+
+def test_an_id_painted_on_two_separate_nuclei_becomes_two_objects():
+    from napari_sa2net.engine.data import split_disconnected
+
+    labels = np.zeros((40, 60), np.uint16)
+    labels[5:15, 5:15] = 7
+    labels[25:35, 40:50] = 7  # the same id on a second nucleus far away
+    labels[5:15, 30:40] = 3
+    labels[17:19, 40:43] = 3  # a 6-pixel slip of the brush near object 3
+    split, n = split_disconnected(labels)
+    assert n == 2
+    assert sorted(np.unique(split).tolist()) == [0, 1, 2, 3]
+    assert np.all(split[5:15, 5:15] == split[5, 5]) and split[30, 45] not in (0, split[5, 5])
+    assert not split[17:19, 40:43].any()  # the slip is background
+    kept = labels > 0
+    kept[17:19, 40:43] = False
+    np.testing.assert_array_equal(split > 0, kept)
+    # a prediction that finds both nuclei scores perfectly against the split truth
+    assert instance_f1(split, split).f1 == 1.0
+    assert instance_f1(labels, split).f1 < 1.0
+    # labels whose ids are each one piece come back untouched (no copy, ids kept)
+    one = np.zeros((10, 10), np.uint16)
+    one[2:5, 2:5], one[6:9, 6:9] = 4, 9
+    same, n = split_disconnected(one)
+    assert n == 0 and same is one
+
+
+def test_load_labelled_folder_splits_reused_ids(tiny_folders):
+    import tifffile
+
+    path = sorted(tiny_folders["labels"].iterdir())[0]
+    labels = np.zeros((96, 96), np.uint16)
+    labels[10:30, 10:30] = labels[60:80, 60:80] = 5  # one id on two nuclei
+    labels[10:30, 60:80] = 2
+    tifffile.imwrite(path, labels)
+    items = load_labelled_folder(tiny_folders["images"], tiny_folders["labels"])
+    assert items[0].split_ids == 1 and items[1].split_ids == 0
+    assert len(np.unique(items[0].labels)) == 4  # background and three objects

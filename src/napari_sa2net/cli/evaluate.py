@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     min_size = DEFAULT_MIN_SIZE if args.min_size is None else args.min_size
     width = max(len("mean"), *(len(it.name) for it in items))
     print(f"{args.model} on {device}, {len(items)} image(s)")
+    for item in items:
+        if item.split_ids:
+            print(
+                f"note: {item.name}: {item.split_ids} label id(s) each mark several separate "
+                "objects; each piece is scored as an object of its own"
+            )
     print(f"{'image':<{width}}  " + "  ".join(f"{c:>6}" for c in COLUMNS))
     rows = []
     for item in items:

@@ -23,7 +23,7 @@ import torch
 
 from .._progress import Job, Progress
 from ..io.atomic import remove_stale_partials
-from .data import IGNORE, CropSampler, make_target
+from .data import IGNORE, CropSampler, make_target, split_disconnected
 from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
 from .precision import MixedPrecision
@@ -164,7 +164,8 @@ class _Finetuner:
         scores, probs = [], []
         for (gy0, gx0, gy1, gx1), (y0, x0, y1, x1) in self.val:
             image = self.norm[gy0:gy1, gx0:gx1]
-            gt = self.labels[gy0:gy1, gx0:gx1][y0:y1, x0:x1]
+            # an id painted on two nuclei (napari's brush keeps its id) scores as two objects
+            gt = split_disconnected(self.labels[gy0:gy1, gx0:gx1][y0:y1, x0:x1])[0]
             p = predict_probabilities(self.model, image, self.device)[:, y0:y1, x0:x1]
             scores.append(validate_probs(p, gt, self.mode))
             probs.append(p)
