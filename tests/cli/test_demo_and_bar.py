@@ -98,3 +98,23 @@ def test_demo_runs_end_to_end_on_a_tiny_checkpoint(tmp_path, capsys):
 def test_demo_rejects_a_tiny_mosaic(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--size", "10"]) == 2
     assert "--size must be at least 256" in capsys.readouterr().err
+
+
+def test_record_keeps_a_line_per_finished_epoch_once(capsys):
+    import io
+
+    def job():
+        yield Progress("epoch", 1, 2, metrics={"val_f1": 0.5})
+        yield Progress("batch", 1, 1, level=1, metrics={"loss": 2.0})
+        yield Progress("epoch", 2, 2, metrics={"val_f1": 0.75})
+        return "done"
+
+    assert drive(job(), quiet=True, record=True) == "done"
+    assert capsys.readouterr().out.splitlines() == ["epoch 1: val_f1 0.5", "epoch 2: val_f1 0.75"]
+    log = io.StringIO()  # a log file has the epochs' figures in its own lines: not twice
+    assert drive(job(), stream=log, record=True) == "done"
+    assert capsys.readouterr().out == ""
+    assert [line for line in log.getvalue().splitlines() if "val_f1" in line] == [
+        "epoch 1/2 val_f1=0.5",
+        "epoch 2/2 val_f1=0.75",
+    ]

@@ -21,14 +21,27 @@ R = TypeVar("R")
 LINE_EVERY_S = 30.0
 
 
-def drive(job: Job[R], *, quiet: bool = False, stream: TextIO | None = None) -> R:
-    """Run ``job`` to completion, showing its progress on ``stream`` (default stderr)."""
+def drive(
+    job: Job[R], *, quiet: bool = False, stream: TextIO | None = None, record: bool = False
+) -> R:
+    """Run ``job`` to completion, showing its progress on ``stream`` (default stderr).
+
+    ``record=True`` also keeps a line on stdout for each outer step that carries figures (a
+    finished epoch with its validation scores), which a bar would forget; a log file gets those
+    lines anyway, so they are not written twice there.
+    """
     stream = sys.stderr if stream is None else stream
     if quiet:
-        return run_job(job)
+        return run_job(job, _record_line if record else None)
     if not is_terminal(stream):
         return run_job(job, LineLog(stream))
-    return _drive_bars(job, stream)
+    return _drive_bars(job, stream, record)
+
+
+def _record_line(event: Progress, write=print) -> None:
+    if event.level == 0 and event.metrics:
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+        write(f"{event.stage} {event.current}: {scores}")
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -72,7 +85,7 @@ class LineLog:
         self.stream.flush()
 
 
-def _drive_bars(job: Job[R], stream: TextIO) -> R:
+def _drive_bars(job: Job[R], stream: TextIO, record: bool = False) -> R:
     from tqdm.auto import tqdm
 
     bars: dict[int, Any] = {}
@@ -80,6 +93,8 @@ def _drive_bars(job: Job[R], stream: TextIO) -> R:
     kinds: dict[int, tuple[str, int | None]] = {}
 
     def show(event: Progress) -> None:
+        if record:
+            _record_line(event, tqdm.write)  # above the bars, kept when they move on
         bar = bars.get(event.level)
         if bar is None or kinds[event.level] != (event.stage, event.total):
             if bar is not None:

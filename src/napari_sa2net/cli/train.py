@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -48,24 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _log_epochs(job):
-    """Pass events through, writing one line per finished epoch (kept in logs, unlike bars)."""
-    from tqdm.auto import tqdm
-
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if event.level == 0 and event.metrics:
-            scores = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
-            tqdm.write(f"epoch {event.current}: {scores}")
-        yield event
-
-
 def run(args: argparse.Namespace) -> int:
     from ..engine.train import TrainConfig, train_job
-    from ._bar import drive, is_terminal
+    from ._bar import drive
 
     cfg = TrainConfig(
         images=args.images,
@@ -92,11 +76,7 @@ def run(args: argparse.Namespace) -> int:
     job = train_job(cfg)
     first = next(job)  # data loaded and device resolved: say where training runs
     print(first.message)
-    # each finished epoch is printed (a bar forgets past epochs), except where drive already
-    # writes one line per epoch with its figures: progress going to a log file
-    logged_by_drive = not args.quiet and not is_terminal(sys.stderr)
-    events = job if logged_by_drive else _log_epochs(job)
-    result = drive(events, quiet=args.quiet)
+    result = drive(job, quiet=args.quiet, record=True)  # a line per finished epoch
     print(f"stopped after epoch {result.epochs_done} ({result.stopped}) on {result.device}")
     if result.best_path is not None:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "lr")
