@@ -4,7 +4,7 @@ Usage::
 
     OMP_NUM_THREADS=2 python examples/cross_validate.py TRAIN_DIR VAL_DIR --out cv/baseline \\
         [--folds 3] [--epochs 8] [--minutes 12] [--set boundary_width=2 ...] [--tta 1,4] \\
-        [--interior-threshold 0.5,0.6]
+        [--interior-threshold 0.5,0.6] [--min-size 16,56]
     python examples/cross_validate.py --summarize cv/baseline cv/other --table cv/table.md
 
 The train and val images are pooled and split into ``--folds`` folds that never share an
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import time
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--tta", default="1", help="comma-separated tta values to score")
     parser.add_argument("--interior-threshold", default="0.5", help="comma-separated values")
+    parser.add_argument(
+        "--min-size", default="auto", help="comma-separated object sizes (pixels) or auto"
+    )
     parser.add_argument("--summarize", type=Path, nargs="*", help="results folders to tabulate")
     parser.add_argument("--table", type=Path, default=None, help="markdown file for --summarize")
     return parser.parse_args()
@@ -112,11 +116,11 @@ def train_fold(args, items, held: list[int], fold_dir: Path) -> Path:
     return last
 
 
-def score_image(model, item, tta: int, threshold: float) -> dict:
+def score_image(model, item, tta: int, threshold: float, min_size: int | None = None) -> dict:
     """Segment one held-out image with the engine and score it (whole image and crowded)."""
     started = time.perf_counter()
     result = segment(item["array"], model=model, device="cpu", tta=tta,
-                     interior_threshold=threshold)  # fmt: skip
+                     interior_threshold=threshold, min_size=min_size)  # fmt: skip
     seconds = time.perf_counter() - started
     gt, pred = item["truth"], result.labels
     crowd = crowded_counts(gt, pred, crowded_mask(gt))
@@ -151,6 +155,7 @@ def run(args: argparse.Namespace) -> None:
     folds = group_folds([it["name"] for it in items], args.folds)
     ttas = [int(v) for v in args.tta.split(",")]
     thresholds = [float(v) for v in args.interior_threshold.split(",")]
+    sizes = [None if v == "auto" else int(v) for v in args.min_size.split(",")]
     rows_path = args.out / "images.csv"
     args.out.mkdir(parents=True, exist_ok=True)
     for k, held in enumerate(folds):
@@ -159,35 +164,51 @@ def run(args: argparse.Namespace) -> None:
         fold_dir = args.out / f"fold-{k}"
         model = load_model(train_fold(args, items, held, fold_dir), device="cpu")
         model_halo(model)  # measured once here, not inside the first image's time
-        for tta in ttas:
-            for threshold in thresholds:
-                rows = []
-                for i in held:
-                    item = items[i]
-                    row = score_image(model, item, tta, threshold)
-                    rows.append({"fold": k, "image": item["key"], "tta": tta,
-                                 "interior_threshold": threshold, **row})  # fmt: skip
-                    print(f"fold {k} tta {tta} t {threshold} {item['key']}: "
-                          f"F1 {row['f1_50']:.3f} AJI {row['aji']:.3f}", flush=True)  # fmt: skip
-                append_rows(rows_path, rows)
+        for tta, threshold, size in itertools.product(ttas, thresholds, sizes):
+            rows = []
+            for i in held:
+                item = items[i]
+                row = score_image(model, item, tta, threshold, size)
+                rows.append({"fold": k, "image": item["key"], "tta": tta,
+                             "interior_threshold": threshold,
+                             "min_size": "auto" if size is None else size, **row})  # fmt: skip
+                print(f"fold {k} tta {tta} t {threshold} min {rows[-1]['min_size']} "
+                      f"{item['key']}: F1 {row['f1_50']:.3f} AJI {row['aji']:.3f}",
+                      flush=True)  # fmt: skip
+            append_rows(rows_path, rows)
     (args.out / "summary.md").write_text(summary_table([args.out]))
 
 
 def append_rows(path: Path, rows: list[dict]) -> None:
-    """Append rows to a CSV (header written with the first rows)."""
+    """Append rows to a CSV (header written with the first rows; a file written before a
+    column existed is rewritten with it, see :func:`read_rows` for the old rows' value)."""
+    fields = list(rows[0])
+    if path.exists():
+        with open(path, newline="") as handle:
+            old = list(csv.DictReader(handle))
+        if old and list(old[0]) != fields:
+            rows = [_with_defaults(r) for r in old] + rows
+            path.unlink()
     new = not path.exists()
     with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=fields)
         if new:
             writer.writeheader()
         writer.writerows(rows)
+
+
+def _with_defaults(row: dict) -> dict:
+    """Rows written before ``min_size`` was a column were scored at the then default, 16 px."""
+    return {**row, "min_size": row.get("min_size") or "16"}
 
 
 def read_rows(folder: Path) -> list[dict]:
     """The rows of a results folder, the latest score of each (fold, image, tta, threshold)."""
     with open(folder / "images.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    latest = {(r["fold"], r["image"], r["tta"], r["interior_threshold"]): r for r in rows}
+    rows = [_with_defaults(r) for r in rows]
+    latest = {(r["fold"], r["image"], r["tta"], r["interior_threshold"], r["min_size"]): r
+              for r in rows}  # fmt: skip
     return list(latest.values())
 
 
@@ -212,17 +233,19 @@ def summary_line(name: str, rows: list[dict]) -> str:
 
 
 def summary_table(folders: list[Path]) -> str:
-    """Markdown table of every (recipe folder, tta, interior threshold) scored."""
+    """Markdown table of every (recipe folder, tta, interior threshold, min size) scored."""
     lines = [
-        "| recipe (tta, interior threshold) | images | Dice | F1 @ 0.5 | F1 @ 0.75 | AJI "
-        "| crowded F1 @ 0.5 | crowded F1 @ 0.75 | crowded objects pred / true | s / MP |",
+        "| recipe (tta, interior threshold, min size) | images | Dice | F1 @ 0.5 | F1 @ 0.75 "
+        "| AJI | crowded F1 @ 0.5 | crowded F1 @ 0.75 | crowded objects pred / true | s / MP |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in folders:
         rows = read_rows(folder)
-        for key in sorted({(r["tta"], r["interior_threshold"]) for r in rows}):
-            subset = [r for r in rows if (r["tta"], r["interior_threshold"]) == key]
-            lines.append(summary_line(f"{folder.name} (tta {key[0]}, t {key[1]})", subset))
+        keys = lambda r: (r["tta"], r["interior_threshold"], r["min_size"])  # noqa: E731
+        for key in sorted({keys(r) for r in rows}):
+            subset = [r for r in rows if keys(r) == key]
+            name = f"{folder.name} (tta {key[0]}, t {key[1]}, min {key[2]})"
+            lines.append(summary_line(name, subset))
     return "\n".join(lines) + "\n"
 
 
