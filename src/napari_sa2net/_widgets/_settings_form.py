@@ -111,8 +111,8 @@ class SettingsForm(QWidget):
             layout.addWidget(form_group("Objects", [
                 ("Seed threshold", self.interior, ""),
                 ("Foreground", self.foreground, ""),
-                ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto' "
-                 "uses the engine's default (16 px)."),
+                ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto': a "
+                 "tenth of the model's typical nucleus (56 px for the bundled model)."),
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
                  "is rescaled to the size the model was trained on. 'auto': no rescaling."),
             ]))  # fmt: skip

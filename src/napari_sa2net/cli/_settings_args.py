@@ -57,7 +57,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="probability above which a pixel is object (default 0.5)",
     )
-    objects.add_argument("--min-size", type=int, help="smallest object in pixels (default 16)")
+    objects.add_argument(
+        "--min-size",
+        type=int,
+        help="smallest object in pixels (default: a tenth of the model's typical "
+        "object, 56 for the bundled model)",
+    )
     size = objects.add_mutually_exclusive_group()
     size.add_argument(
         "--diameter",

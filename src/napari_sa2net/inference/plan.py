@@ -205,7 +205,7 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
     """
     from ..io.atomic import check_writable, remove_stale_partials
     from ..model import resolve_device
-    from .postprocess import DEFAULT_MIN_SIZE
+    from .postprocess import auto_min_size
     from .rescale import rescale_source, scale_factor
     from .sizing import choose, default_chunk
 
@@ -231,7 +231,7 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
     longest = max(min(choice.tile, n) for n in shape)
     chunk = max(chunk, -(-longest // 16) * 16)
     mode = "binary" if net.num_classes == 1 else "instance"
-    min_size = DEFAULT_MIN_SIZE if settings.min_size is None else settings.min_size
+    min_size = auto_min_size(net.metadata) if settings.min_size is None else settings.min_size
     return RunPlan(
         settings=settings,
         source=source,

@@ -88,7 +88,9 @@ class SegmentSettings:
     interior_threshold, foreground_threshold : float
         Interior probability that seeds an object; foreground probability of object pixels.
     min_size : int, optional
-        Objects with fewer pixels are removed; ``None`` is the engine's default (16).
+        Objects with fewer pixels are removed; ``None``: a tenth of the area of the model's
+        typical object (56 px for the bundled model; 16 px for a model that records no size),
+        see :func:`.postprocess.auto_min_size`.
     chunk : int, optional
         Chunk edge of the pipeline (default :func:`.sizing.default_chunk`); never less than
         a tile (a smaller value is raised to the tile's edge).
