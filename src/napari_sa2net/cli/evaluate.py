@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             f"the images have {items[0].image.shape[-1]} channel(s) but the model expects "
             f"{model.in_channels}: evaluate on images of the kind the model was trained on"
         )
-    min_size = auto_min_size(model.metadata) if args.min_size is None else args.min_size
+    min_size = auto_min_size(model.metadata, args.min_size)
     width = max(len("mean"), *(len(it.name) for it in items))
     print(f"{args.model} on {device}, {len(items)} image(s)")
     for item in items:

@@ -109,7 +109,8 @@ def split_disconnected(labels: np.ndarray, min_part: int = 16) -> tuple[np.ndarr
     keep[0] = False
     renumber = np.zeros(n_pieces + 1, np.uint32)
     renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    split = int(np.count_nonzero(np.bincount(owner[1:].astype(np.int64))[1:] > 1))
+    _, pieces_per_id = np.unique(owner[1:], return_counts=True)  # ids may be huge: no bincount
+    split = int(np.count_nonzero(pieces_per_id > 1))
     return renumber[pieces], split
 
 

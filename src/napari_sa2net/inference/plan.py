@@ -231,7 +231,7 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
     longest = max(min(choice.tile, n) for n in shape)
     chunk = max(chunk, -(-longest // 16) * 16)
     mode = "binary" if net.num_classes == 1 else "instance"
-    min_size = auto_min_size(net.metadata) if settings.min_size is None else settings.min_size
+    min_size = auto_min_size(net.metadata, settings.min_size)
     return RunPlan(
         settings=settings,
         source=source,

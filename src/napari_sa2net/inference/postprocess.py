@@ -24,14 +24,15 @@ DEFAULT_MIN_SIZE = 16
 AUTO_MIN_SIZE_FRACTION = 0.1
 
 
-def auto_min_size(metadata: dict | None) -> int:
-    """Default smallest object (pixels) for a model: a tenth of its typical object's area.
+def auto_min_size(metadata: dict | None, min_size: int | None = None) -> int:
+    """Smallest object (pixels): ``min_size`` when given, else a tenth of the model's typical
+    object's area (the one rule the engine and ``sa2net evaluate`` share).
 
     The specks a model marks outside annotated nuclei (debris, noise, fragments of a nucleus'
     edge) are small: on held-out images of the bundled model's cross-validation they were 24 px
     (median; 90 % under 67 px) against nuclei of about 560 px, so dropping objects under a tenth
     of the trained area removes most of them and no nucleus of the size range the model is for
-    (a 12-px nucleus has 113 px). Measured in the model card. Labels are made on the grid the
+    (a 12-px nucleus has 113 px). Labels are made on the grid the
     model sees, where ``diameter=`` has brought the nuclei to the trained size. A model without a
     recorded diameter gets :data:`DEFAULT_MIN_SIZE`.
     """
@@ -39,6 +40,8 @@ def auto_min_size(metadata: dict | None) -> int:
 
     from .rescale import DIAMETER_KEY
 
+    if min_size is not None:
+        return int(min_size)
     diameter = (metadata or {}).get(DIAMETER_KEY)
     if not diameter:
         return DEFAULT_MIN_SIZE
