@@ -67,3 +67,40 @@ def test_binary_mode_connected_components():
 def test_bad_input(probs, mode, message):
     with pytest.raises(ValueError, match=message):
         probabilities_to_instances(probs, mode)
+
+
+def _edge_scene(shape=(64, 64)) -> np.ndarray:
+    """Small objects (12 px) in the middle, on each edge and in a corner; and one component
+    of two seeds that crosses the middle of the image and is cut by its left edge, whose
+    left object is small (12 px) and on the edge."""
+    classes = np.zeros(shape, np.uint8)
+    for y, x in ((20, 20), (40, 40)):  # 3 x 4 objects inside the image
+        classes[y : y + 3, x : x + 4] = 2
+    classes[0:3, 10:14] = 2  # top edge
+    classes[50:53, 60:64] = 2  # right edge
+    classes[61:64, 30:34] = 2  # bottom edge
+    classes[0:3, 60:64] = 2  # corner
+    classes[28:36, 0:40] = 2  # the two-seed component, 8 rows high
+    classes[29:35, 0:2] = 1  # its small left seed, on the edge ...
+    classes[29:35, 8:38] = 1  # ... and a large one
+    classes[28:36, 2] = 0  # a neck: the left object is 8 x 2 = 16 px
+    classes[31:33, 2] = 2
+    return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("chunk", [None, 16, 24, 40])
+def test_objects_cut_by_the_image_edge_are_kept_down_to_a_quarter_of_min_size(chunk):
+    probs = _edge_scene()
+    labels = probabilities_to_instances(probs, "instance", min_size=40, chunk=chunk)
+    for y, x in ((20, 20), (40, 40)):
+        assert labels[y + 1, x + 1] == 0  # 12 px < 40: specks inside the field go
+    for y, x in ((1, 11), (51, 62), (62, 31), (1, 61)):
+        assert labels[y, x] > 0  # 12 px >= 40 // 4 on the edge: cut nuclei stay
+    left, right = labels[32, 0], labels[32, 20]
+    assert left > 0 and right > 0 and left != right  # the split object on the edge stays
+    assert np.array_equal(labels, probabilities_to_instances(probs, "instance", min_size=40))
+    # below a quarter of min_size, edge objects go too (and the small seed with them: the
+    # component is then one object)
+    labels = probabilities_to_instances(probs, "instance", min_size=80, chunk=chunk)
+    assert labels[1, 11] == 0 and labels[51, 62] == 0
+    assert labels[32, 0] == labels[32, 20] > 0

@@ -61,7 +61,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-size",
         type=int,
         help="smallest object in pixels (default: a tenth of the model's typical "
-        "object, 56 for the bundled model)",
+        "object, 56 for the bundled model; objects cut by the image's edge are kept "
+        "down to a quarter of it)",
     )
     size = objects.add_mutually_exclusive_group()
     size.add_argument(

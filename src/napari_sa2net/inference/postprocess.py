@@ -5,7 +5,8 @@ Instance mode (3 maps: background, interior, boundary): a pixel is foreground wh
 interior_threshold`` are seeds; 8-connected seeds smaller than ``min_size // 4`` are noise inside
 an object and dropped; the others are grown into their foreground component by a watershed on the
 background probability (quantized to 1/65535, as the out-of-core maps store it); foreground that
-no seed reaches is an object of its own; objects under ``min_size`` pixels are removed. Binary
+no seed reaches is an object of its own; objects under ``min_size`` pixels are removed, those
+touching the image's edge (nuclei cut by it) only under ``min_size // 4``. Binary
 mode: the foreground's 8-connected components. Ids are ``1..N`` in raster order of the objects'
 components (a split component's objects in the raster order of their seeds).
 
@@ -89,7 +90,8 @@ def probabilities_to_instances(
     foreground_threshold : float
         Foreground probability (``1 - background``) above which a pixel belongs to an object.
     min_size : int
-        Objects with fewer pixels are removed (and seeds with fewer than a quarter of it).
+        Objects with fewer pixels are removed (and seeds with fewer than a quarter of it);
+        objects touching the image's edge are kept down to a quarter of it.
     chunk : int, optional
         Work in chunks of this edge (the labels are the same; memory is lower). Default: one.
 

@@ -90,7 +90,8 @@ class SegmentSettings:
     min_size : int, optional
         Objects with fewer pixels are removed; ``None``: a tenth of the area of the model's
         typical object (56 px for the bundled model; 16 px for a model that records no size),
-        see :func:`.postprocess.auto_min_size`.
+        see :func:`.postprocess.auto_min_size`. Objects touching the image's edge (nuclei cut
+        by it) are kept down to a quarter of it.
     chunk : int, optional
         Chunk edge of the pipeline (default :func:`.sizing.default_chunk`); never less than
         a tile (a smaller value is raised to the tile's edge).
