@@ -50,7 +50,7 @@ def test_job_arguments_take_a_plane_lazily(widget, tiny_checkpoint):
     assert isinstance(args["image"], da.Array) and args["image"].shape == (64, 64)
     assert settings.tile == 128 and settings.overlap is None and settings.out is None
     assert settings.model == tiny_checkpoint.resolve()
-    assert settings.diameter is None
+    assert settings.diameter == "auto"  # the box's "auto": measured on a sample
     widget.diameter.setValue(18)
     assert widget.job_arguments()["settings"].diameter == 18
 

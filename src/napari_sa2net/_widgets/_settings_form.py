@@ -115,7 +115,8 @@ class SettingsForm(QWidget):
                  "tenth of the model's typical nucleus (56 px for the bundled model). Objects "
                  "cut by the image's edge are kept down to a quarter of it."),
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
-                 "is rescaled to the size the model was trained on. 'auto': no rescaling."),
+                 "is rescaled to the size the model was trained on. 'auto': measured on a "
+                 "sample of the image first, and rescaled only when far from that size."),
             ]))  # fmt: skip
         layout.addWidget(form_group("Stacks and outputs", [
             ("Planes", self.planes, "Z-stacks and time-lapses: segment every plane (the labels "
@@ -155,7 +156,7 @@ class SettingsForm(QWidget):
             interior_threshold=self.interior.value(),
             foreground_threshold=self.foreground.value(),
             min_size=self.min_size.auto_value(),
-            diameter=self.diameter.auto_value(),
+            diameter=self.diameter.auto_value() or "auto",
             amp=self.amp.currentData(),
             tta=self.tta.currentData(),
             scheduler=self.scheduler.text().strip() or None,

@@ -67,9 +67,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     size = objects.add_mutually_exclusive_group()
     size.add_argument(
         "--diameter",
-        type=float,
+        type=diameter_value,
+        default="auto",
         help="typical object diameter in pixels in your images; the image is rescaled to the "
-        "model's training object size and the labels back (bundled model: 26.7 px)",
+        "model's training object size and the labels back (bundled model: 26.7 px). "
+        "Default auto: measured on a sample of the image, rescaled only when far from the "
+        "trained size; off: never rescaled",
     )
     size.add_argument(
         "--scale", type=float, help="resample factor applied before prediction (2 = enlarge)"
@@ -110,6 +113,21 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         help="geojson: NAME.geojson of detections for QuPath (File > Import objects); imagej: "
         "NAME_rois.zip for Fiji's ROI Manager",
     )
+
+
+def diameter_value(text: str) -> float | str | None:
+    """``--diameter``: pixels, ``auto`` (measure it) or ``off`` (no rescaling)."""
+    word = text.strip().lower()
+    if word == "auto":
+        return "auto"
+    if word in ("off", "none"):
+        return None
+    try:
+        return float(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a diameter: give pixels (e.g. 30), auto or off"
+        ) from None
 
 
 #: Flags whose values go into the settings unchanged, by field name.

@@ -65,6 +65,8 @@ class RunPlan:
         The memory and time estimate shown before the run.
     execution : Execution
         Local threads or a ``dask.distributed`` client.
+    size : autosize.SizeEstimate or None
+        The objects' size measured on a sample of the image (``diameter="auto"``).
     """
 
     settings: SegmentSettings
@@ -84,6 +86,8 @@ class RunPlan:
     bytes_per_batch: int
     seconds_per_mpx: float
     execution: Execution
+    #: What ``diameter="auto"`` measured (``None`` when it was not asked for or not possible).
+    size: Any = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -99,12 +103,13 @@ class RunPlan:
         """The plan and its estimate in one short line (the first progress event)."""
         mpx = self.shape[0] * self.shape[1] / 1e6
         where = "in memory" if self.storage == "memory" else "on disk"
-        return (
+        line = (
             f"{len(self.tiles)} tiles of {self.tiles.tile}² (overlap {self.tiles.overlap}) on "
             f"{self.device}, {self.chunking.chunk[0]}² chunks {where}; ~"
             f"{self.bytes_per_batch / 2**30:.2f} GiB a batch of {self.batch_size}, at most ~"
             f"{mpx * self.seconds_per_mpx:.0f} s for {mpx:.1f} MP"
         )
+        return line if self.size is None else f"{line}; {self.size.message()}"
 
 
 def resolve_model(model: Any, device: Any) -> tuple[Any, ModelInfo]:
@@ -198,13 +203,18 @@ def plan_plane(plan: RunPlan, original: Any) -> RunPlan:
     return replace(plan, source=source, original=original)
 
 
-def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPlan:
+def plan_run(
+    image: Any, settings: SegmentSettings, plane: Any = None, predictor: Any = None
+) -> RunPlan:
     """Check, open, load and size everything a run needs; see the module docstring.
 
-    ``plane`` (``{"Z": 0}``) is the plane of a stack opened for planning (the first).
+    ``plane`` (``{"Z": 0}``) is the plane of a stack opened for planning (the first); with
+    ``diameter="auto"`` the objects' size is measured on it (with ``predictor``, if given)
+    and the scale is kept for every plane.
     """
     from ..io.atomic import check_writable, remove_stale_partials
     from ..model import resolve_device
+    from .autosize import AUTO, estimate_size
     from .postprocess import auto_min_size
     from .rescale import rescale_source, scale_factor
     from .sizing import choose, default_chunk
@@ -220,7 +230,13 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
     device = resolve_device(settings.device)
     net, info = resolve_model(settings.model, device)
     check_channels(original, net)
-    factor = scale_factor(settings.scale, settings.diameter, net.metadata)
+    size = None
+    if settings.diameter == AUTO and settings.scale is None:
+        size = estimate_size(original, net, settings, predictor)
+        factor = 1.0 if size is None else size.factor
+    else:
+        diameter = None if settings.diameter == AUTO else settings.diameter
+        factor = scale_factor(settings.scale, diameter, net.metadata)
     source = rescale_source(original, factor, settings.chunk or 1024)
     shape = tuple(source.shape[:2])
     choice = choose(net, shape, device, tile=settings.tile, overlap=settings.overlap,
@@ -252,4 +268,5 @@ def plan_run(image: Any, settings: SegmentSettings, plane: Any = None) -> RunPla
         bytes_per_batch=choice.bytes_per_batch,
         seconds_per_mpx=choice.seconds_per_mpx,
         execution=Execution(client, local_workers(), owned=isinstance(settings.scheduler, str)),
+        size=size,
     )

@@ -260,6 +260,7 @@ def _provenance(plan: RunPlan, found: Scan, n: int, warnings: list[str]) -> dict
         # not "shape": tifffile reads a top-level "shape" in a JSON description as its own
         "image_shape": list(plan.original.shape),
         "scale": plan.scale,
+        "diameter": None if plan.size is None else plan.size.to_dict(),
         "mode": plan.thresholds.mode,
         "device": str(plan.device),
         "amp": bool(plan.amp),

@@ -97,8 +97,11 @@ class SegmentSettings:
         a tile (a smaller value is raised to the tile's edge).
     scale : float, optional
         Resample the image by this factor before prediction; labels come back on the input grid.
-    diameter : float, optional
+    diameter : float or "auto", optional
         Typical object diameter in pixels; sets ``scale`` from the model's training objects.
+        ``"auto"`` (the default): measured on a sample of the image first (:mod:`.autosize`),
+        and the image rescaled only when its objects are far from the trained size; a given
+        ``scale`` takes its place. ``None``: no rescaling.
     tta : int
         Test-time augmentation: average the probabilities of 1 (off), 2, 4 or 8 flips /
         rotations of every tile (that many times the compute).
@@ -135,7 +138,7 @@ class SegmentSettings:
     min_size: int | None = None
     chunk: int | None = None
     scale: float | None = None
-    diameter: float | None = None
+    diameter: float | str | None = "auto"
     tta: int = 1
     plane: Plane = None
     axes: str | None = None
@@ -183,12 +186,20 @@ class SegmentSettings:
         size = self.min_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise SettingError("min_size", size, "must be a whole number of pixels >= 0", 16)
-        if self.scale is not None and self.diameter is not None:
+        if self.scale is not None and self.diameter not in (None, "auto"):
             raise SettingError("diameter", self.diameter, "cannot be given together with scale")
-        if self.diameter is not None and not (
-            isinstance(self.diameter, (int, float)) and self.diameter > 0
+        if (
+            self.diameter is not None
+            and self.diameter != "auto"
+            and not (
+                isinstance(self.diameter, (int, float))
+                and not isinstance(self.diameter, bool)
+                and self.diameter > 0
+            )
         ):
-            raise SettingError("diameter", self.diameter, "must be a positive number of pixels")
+            raise SettingError(
+                "diameter", self.diameter, "must be a positive number of pixels or 'auto'", 30
+            )
         if self.scale is not None and not (
             isinstance(self.scale, (int, float)) and 0.1 <= self.scale <= 10.0
         ):

@@ -55,7 +55,7 @@ def segment_planes(
     companions = {} if settings.out is None else companion_paths(settings.out, settings)
     for path in companions.values():
         check_writable(path.absolute(), settings.overwrite)
-    plan = plan_run(image, settings, next(layout.planes())[1])
+    plan = plan_run(image, settings, next(layout.planes())[1], predictor)
     target = create_target(plan, layout.lead_shape, layout.axes)
     try:
         return (yield from _run(_Run(image, plan, layout, target, companions, predictor)))

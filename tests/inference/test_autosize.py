@@ -1,0 +1,143 @@
+"""diameter="auto": the sample, the size measure, the band, and runs that use them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from skimage.transform import rescale
+
+from napari_sa2net import segment
+from napari_sa2net.engine.evaluation import score_labels
+from napari_sa2net.inference.autosize import (
+    BAND,
+    COARSE_PIXELS,
+    TARGET,
+    coarse_budget,
+    estimate_factor,
+    inner_object_areas,
+    pick_windows,
+    weighted_median_diameter,
+)
+from napari_sa2net.inference.rescale import restore_labels
+from napari_sa2net.inference.settings import SegmentSettings, SettingError
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+def test_weighted_median_diameter_is_carried_by_the_large_objects():
+    disk = lambda d: np.pi / 4 * d**2  # noqa: E731
+    # ten fragments of 10 px and four nuclei of 40 px: the nuclei hold most of the area
+    areas = np.array([disk(10)] * 10 + [disk(40)] * 4)
+    assert weighted_median_diameter(areas) == pytest.approx(40.0)
+    assert np.median(np.sqrt(4 * areas / np.pi)) == pytest.approx(10.0)
+
+
+def test_inner_object_areas_leave_out_objects_cut_by_the_edge():
+    labels = np.zeros((20, 20), np.int32)
+    labels[0:4, 5:9] = 1  # touches the top edge
+    labels[8:12, 8:13] = 2
+    labels[15:20, 15:20] = 3  # touches the bottom and right edges
+    np.testing.assert_array_equal(inner_object_areas(labels), [20])
+
+
+def test_estimate_factor_keeps_the_band_and_brings_others_to_the_nearer_target():
+    trained = 26.7
+    for ratio in (BAND[0], 1.0, BAND[1]):
+        assert estimate_factor(ratio * trained, trained) == 1.0
+    assert estimate_factor(None, trained) == 1.0
+    assert estimate_factor(2.0 * trained, trained) == pytest.approx(TARGET[1] / 2.0)
+    assert estimate_factor(0.4 * trained, trained) == pytest.approx(TARGET[0] / 0.4)
+    assert estimate_factor(1000.0, trained) == 0.1  # never past the engine's scale bounds
+
+
+def test_the_sample_takes_the_windows_with_objects_within_its_budget():
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 2, (1024, 2048, 1)).astype(np.float32)
+    image[600:700, 1300:1400] += 500  # the only bright object: in window (512, 1024)
+    windows = pick_windows(image, 512, 512 * 512)
+    assert windows == [(slice(512, 1024), slice(1024, 1536))]
+    assert len(pick_windows(image, 512, 3 * 512 * 512)) == 3
+    assert pick_windows(image[:300, :200], 512, 1) == [(slice(0, 300), slice(0, 200))]
+    low, high = COARSE_PIXELS
+    assert coarse_budget(300, 200) == 300 * 200  # a small image is sampled whole
+    assert coarse_budget(10_000, 10_000) == high and coarse_budget(600, 600) == low
+
+
+def test_diameter_setting_takes_auto_numbers_or_none():
+    assert SegmentSettings().diameter == "auto"
+    assert SegmentSettings(diameter=None).diameter is None
+    assert SegmentSettings(scale=2.0).scale == 2.0  # a scale replaces the default estimate
+    for bad in ("large", -3, True):
+        with pytest.raises(SettingError, match="diameter"):
+            SegmentSettings(diameter=bad)
+    with pytest.raises(SettingError, match="together with scale"):
+        SegmentSettings(diameter=30.0, scale=2.0)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    image = tifffile.imread(DATA / "nuclei_crop_image.tif").astype(np.float32)
+    return image, tifffile.imread(DATA / "nuclei_crop_labels.tif")
+
+
+def test_auto_leaves_nuclei_of_the_trained_size_as_they_are(crop):
+    image, truth = crop  # 29 nuclei of median diameter 32 px (the model's: 26.7 px)
+    auto = segment(image, device="cpu")
+    plain = segment(image, device="cpu", diameter=None)
+    size = auto.provenance["diameter"]
+    true_size = weighted_median_diameter(inner_object_areas(truth))
+    assert size["estimated"] == pytest.approx(true_size, rel=0.15) and size["objects"] >= 8
+    assert auto.provenance["scale"] == 1.0 and plain.provenance["diameter"] is None
+    np.testing.assert_array_equal(auto.labels, plain.labels)
+
+
+def mirrored_mosaic(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2 × 2 mirrored copies of a crop (no seams) and its labels with distinct ids."""
+    top = np.hstack([image, image[:, ::-1]])
+    offset = labels.max()
+    lab_top = np.hstack([labels, np.where(labels[:, ::-1] > 0, labels[:, ::-1] + offset, 0)])
+    lab_bottom = np.where(lab_top[::-1] > 0, lab_top[::-1] + 2 * offset, 0)
+    return np.vstack([top, top[::-1]]), np.vstack([lab_top, lab_bottom])
+
+
+@pytest.mark.parametrize("zoom", [0.3, 2.0])
+def test_auto_measures_zoomed_nuclei_and_recovers_accuracy(crop, zoom):
+    image, truth = crop if zoom > 1 else mirrored_mosaic(*crop)  # enough small nuclei
+    zoomed = rescale(image, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True)
+    truth = restore_labels(truth, zoomed.shape)
+    native = segment(image, device="cpu").provenance["diameter"]["estimated"]
+    auto = segment(zoomed, device="cpu")
+    plain = segment(zoomed, device="cpu", diameter=None)
+    size = auto.provenance["diameter"]
+    assert size["estimated"] == pytest.approx(native * zoom, rel=0.2)
+    expected = TARGET[0] if zoom < 1 else TARGET[1]
+    assert auto.provenance["scale"] == pytest.approx(expected * 26.7 / size["estimated"], rel=1e-3)
+    assert auto.labels.shape == zoomed.shape
+    sized = segment(zoomed, device="cpu", diameter=32.3 * zoom)  # the crop's true size
+    f1 = {name: score_labels(truth, run.labels)["f1_50"]
+          for name, run in (("auto", auto), ("plain", plain), ("sized", sized))}  # fmt: skip
+    # bundled release 2: zoom 0.3 (nuclei ~10 px) 0.284 as is, 0.687 auto, 0.705 with the true
+    # diameter; zoom 2 (~65 px) 0.852 as is, 0.929 auto
+    assert f1["auto"] > f1["plain"] + 0.05
+    assert f1["auto"] > 0.9 * f1["sized"]
+
+
+def test_auto_on_a_blank_image_or_a_model_without_a_size_leaves_the_scale(tiny_net):
+    blank = segment(np.zeros((96, 96), np.float32), device="cpu")
+    assert blank.provenance["scale"] == 1.0
+    assert blank.provenance["diameter"]["estimated"] is None
+    assert "object_diameter_px" not in tiny_net.metadata
+    unsized = segment(np.zeros((64, 64), np.float32), model=tiny_net, device="cpu")
+    assert unsized.provenance["scale"] == 1.0 and unsized.provenance["diameter"] is None
+
+
+def test_cli_diameter_takes_auto_off_and_pixels():
+    import argparse
+
+    from napari_sa2net.cli._settings_args import diameter_value
+
+    assert diameter_value("auto") == "auto" and diameter_value("OFF") is None
+    assert diameter_value("31.5") == 31.5
+    with pytest.raises(argparse.ArgumentTypeError, match="auto or off"):
+        diameter_value("big")
