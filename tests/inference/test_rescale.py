@@ -43,6 +43,38 @@ def test_restore_labels_numpy_and_dask_agree_and_invert_an_exact_zoom(shape):
     np.testing.assert_array_equal(lazy.compute(), back)
 
 
+@pytest.mark.parametrize("size", [(100, 77), (333, 250)])
+def test_restored_labels_do_not_depend_on_the_chunks(size):
+    labels = np.kron(np.random.default_rng(1).integers(0, 9, (20, 15)), np.ones((7, 7), int))
+    labels = labels.astype(np.uint32)
+    whole = restore_labels(labels, size)
+    assert whole.shape == size and set(np.unique(whole)) <= set(np.unique(labels))
+    lazy = da.from_array(labels, chunks=(33, 50))
+    for chunk in (16, 48, 1024):
+        np.testing.assert_array_equal(restore_labels(lazy, size, chunk).compute(), whole)
+
+
+def nearest_neighbour(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The staircase resampling restore_labels replaced, for comparison."""
+    rows, cols = (
+        np.minimum(((np.arange(n) + 0.5) * m / n).astype(int), m - 1)
+        for n, m in zip(shape, labels.shape)
+    )
+    return labels[np.ix_(rows, cols)]
+
+
+def test_restored_outlines_follow_the_object_not_a_staircase():
+    """Disks drawn at 0.57 × and back: fewer wrong pixels than nearest-neighbour both ways."""
+    yy, xx = np.mgrid[:400, :400]
+    disks = ((yy - 200) ** 2 + (xx - 200) ** 2 < 60**2).astype(np.uint32)
+    disks[(yy - 90) ** 2 + (xx - 300) ** 2 < 25**2] = 2
+    small = (228, 228)
+    smooth = restore_labels(restore_labels(disks, small), disks.shape)
+    nearest = nearest_neighbour(nearest_neighbour(disks, small), disks.shape)
+    # measured: 209 wrong pixels against 276
+    assert np.count_nonzero(smooth != disks) < 0.85 * np.count_nonzero(nearest != disks)
+
+
 def test_rescale_source_is_lazy_bilinear_and_keeps_linear_ramps():
     ramp = np.tile(np.arange(64, dtype=np.float32), (48, 1))
     source = open_image(da.from_array(ramp, chunks=(16, 16)))

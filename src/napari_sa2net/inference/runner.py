@@ -240,10 +240,10 @@ def _restore(plan: RunPlan, labels: ArrayRef, slot: Any) -> int:
 
     from .rescale import restore_labels
 
-    array = labels.open()
-    if not isinstance(array, np.ndarray):
-        array = da.from_array(array, chunks=array.chunks)
-    restored = restore_labels(da.asarray(array), plan.image_shape)
+    array = labels.open()  # numpy or zarr: read where each output chunk needs it
+    restored = restore_labels(array, plan.image_shape)
+    if isinstance(restored, np.ndarray):
+        restored = da.from_array(restored, chunks=1024)
     writer = slot.open()
     chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)
     with dask.config.set(scheduler="threads"):
