@@ -7,14 +7,16 @@ equivalent-circle diameter of the objects wholly inside them (area weighting kee
 fragments of over-split large nuclei from pulling it down). The pass runs at half resolution,
 where a quarter of the pixels show the objects at half their size (nuclei of 26–100 px come to
 13–50 px, which the model measures to within a few per cent): half of the image, between 512²
-and 4 × 1024² of its pixels, for a sixteenth to an eighth of the run's compute on a small image
-and a fixed cost on a slide. Objects that come out small there (under three quarters of the
-trained size) are measured again at full resolution on one 256² window.
+and 4 × 1024² of its pixels, about an eighth of the run's compute (a quarter on images under
+512², sampled whole; a fixed cost on a slide). Objects that come out small there (under three
+quarters of the trained size) are measured again at full resolution on one 256² window.
 
-When the estimate lies outside :data:`BAND` times the trained diameter, the run rescales the
-image so the objects come to the trained size, as ``diameter=`` does; inside the band the image
-is left as it is and the labels are those of a run without the estimate. Too few objects in the
-sample (a blank image) leave the image as it is too, and so does a model that records no size.
+When the estimate lies outside :data:`BAND` times the trained diameter, the image is rescaled
+so that the objects come to the nearer :data:`TARGET` size (0.8 or 1.2 × the trained one: into
+the sizes the model handles best, with the least resampling), as ``diameter=`` rescales to
+the trained size; inside the band the image is left as it is and the labels are those of a
+run without the estimate. Too few objects in the sample (a blank image) leave the image as it
+is too, and so does a model that records no size.
 
 The band is what the bundled model handles without rescaling: its training images' median
 nucleus diameters run from 22 to 40 px (0.83–1.5 × 26.7), and on the val images zoomed down
