@@ -34,6 +34,7 @@ import numpy as np
 
 from napari_sa2net import load_model, segment
 from napari_sa2net.cli._bar import drive
+from napari_sa2net.cli._settings_args import diameter_value
 from napari_sa2net.engine.crossval import crowded_counts, crowded_mask, group_folds
 from napari_sa2net.engine.data import load_labelled_folder
 from napari_sa2net.engine.evaluation import score_labels
@@ -57,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interior-threshold", default="0.5", help="comma-separated values")
     parser.add_argument(
         "--min-size", default="auto", help="comma-separated object sizes (pixels) or auto"
+    )
+    parser.add_argument(
+        "--diameter", default="auto", help="comma-separated: auto, off or pixels (diameter=)"
     )
     parser.add_argument("--summarize", type=Path, nargs="*", help="results folders to tabulate")
     parser.add_argument("--table", type=Path, default=None, help="markdown file for --summarize")
@@ -116,11 +120,13 @@ def train_fold(args, items, held: list[int], fold_dir: Path) -> Path:
     return last
 
 
-def score_image(model, item, tta: int, threshold: float, min_size: int | None = None) -> dict:
+def score_image(model, item, tta: int, threshold: float, min_size: int | None = None,
+                diameter: float | str | None = "auto") -> dict:  # fmt: skip
     """Segment one held-out image with the engine and score it (whole image and crowded)."""
     started = time.perf_counter()
     result = segment(item["array"], model=model, device="cpu", tta=tta,
-                     interior_threshold=threshold, min_size=min_size)  # fmt: skip
+                     interior_threshold=threshold, min_size=min_size,
+                     diameter=diameter)  # fmt: skip
     seconds = time.perf_counter() - started
     gt, pred = item["truth"], result.labels
     crowd = crowded_counts(gt, pred, crowded_mask(gt))
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> None:
     ttas = [int(v) for v in args.tta.split(",")]
     thresholds = [float(v) for v in args.interior_threshold.split(",")]
     sizes = [None if v == "auto" else int(v) for v in args.min_size.split(",")]
+    diameters = [diameter_value(v) for v in args.diameter.split(",")]
     rows_path = args.out / "images.csv"
     args.out.mkdir(parents=True, exist_ok=True)
     for k, held in enumerate(folds):
@@ -164,15 +171,20 @@ def run(args: argparse.Namespace) -> None:
         fold_dir = args.out / f"fold-{k}"
         model = load_model(train_fold(args, items, held, fold_dir), device="cpu")
         model_halo(model)  # measured once here, not inside the first image's time
-        for tta, threshold, size in itertools.product(ttas, thresholds, sizes):
+        for tta, threshold, size, diameter in itertools.product(
+            ttas, thresholds, sizes, diameters
+        ):
             rows = []
             for i in held:
                 item = items[i]
-                row = score_image(model, item, tta, threshold, size)
+                row = score_image(model, item, tta, threshold, size, diameter)
                 rows.append({"fold": k, "image": item["key"], "tta": tta,
                              "interior_threshold": threshold,
-                             "min_size": "auto" if size is None else size, **row})  # fmt: skip
+                             "min_size": "auto" if size is None else size,
+                             "diameter": "off" if diameter is None else diameter,
+                             **row})  # fmt: skip
                 print(f"fold {k} tta {tta} t {threshold} min {rows[-1]['min_size']} "
+                      f"diameter {rows[-1]['diameter']} "
                       f"{item['key']}: F1 {row['f1_50']:.3f} AJI {row['aji']:.3f}",
                       flush=True)  # fmt: skip
             append_rows(rows_path, rows)
@@ -198,8 +210,13 @@ def append_rows(path: Path, rows: list[dict]) -> None:
 
 
 def _with_defaults(row: dict) -> dict:
-    """Rows written before ``min_size`` was a column were scored at the then default, 16 px."""
-    return {**row, "min_size": row.get("min_size") or "16"}
+    """Rows written before ``min_size`` was a column were scored at the then default, 16 px;
+    rows written before ``diameter`` was one, with no rescaling (``off``)."""
+    return {
+        **row,
+        "min_size": row.get("min_size") or "16",
+        "diameter": row.get("diameter") or "off",
+    }
 
 
 def read_rows(folder: Path) -> list[dict]:
@@ -207,8 +224,8 @@ def read_rows(folder: Path) -> list[dict]:
     with open(folder / "images.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     rows = [_with_defaults(r) for r in rows]
-    latest = {(r["fold"], r["image"], r["tta"], r["interior_threshold"], r["min_size"]): r
-              for r in rows}  # fmt: skip
+    latest = {(r["fold"], r["image"], r["tta"], r["interior_threshold"], r["min_size"],
+               r["diameter"]): r for r in rows}  # fmt: skip
     return list(latest.values())
 
 
@@ -233,18 +250,19 @@ def summary_line(name: str, rows: list[dict]) -> str:
 
 
 def summary_table(folders: list[Path]) -> str:
-    """Markdown table of every (recipe folder, tta, interior threshold, min size) scored."""
+    """Markdown table of every (recipe folder, tta, interior threshold, min size, diameter)."""
     lines = [
-        "| recipe (tta, interior threshold, min size) | images | Dice | F1 @ 0.5 | F1 @ 0.75 "
-        "| AJI | crowded F1 @ 0.5 | crowded F1 @ 0.75 | crowded objects pred / true | s / MP |",
+        "| recipe (tta, interior threshold, min size, diameter) | images | Dice | F1 @ 0.5 "
+        "| F1 @ 0.75 | AJI | crowded F1 @ 0.5 | crowded F1 @ 0.75 "
+        "| crowded objects pred / true | s / MP |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in folders:
         rows = read_rows(folder)
-        keys = lambda r: (r["tta"], r["interior_threshold"], r["min_size"])  # noqa: E731
+        keys = lambda r: (r["tta"], r["interior_threshold"], r["min_size"], r["diameter"])  # noqa: E731
         for key in sorted({keys(r) for r in rows}):
             subset = [r for r in rows if keys(r) == key]
-            name = f"{folder.name} (tta {key[0]}, t {key[1]}, min {key[2]})"
+            name = f"{folder.name} (tta {key[0]}, t {key[1]}, min {key[2]}, diameter {key[3]})"
             lines.append(summary_line(name, subset))
     return "\n".join(lines) + "\n"
 
