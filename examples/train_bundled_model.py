@@ -3,7 +3,7 @@
 Usage::
 
     python examples/train_bundled_model.py TRAIN_DIR VAL_DIR --out nuclei-fluo.pt --epochs 60 \
-        --boundary-width 2
+        --boundary-width 3
 
 ``TRAIN_DIR`` and ``VAL_DIR`` each hold ``images/NAME.tif`` and ``labels/NAME.tif`` (instance ids),
 e.g. the hand-annotated nuclei of mnfinder 1.2.3. The run's own files are
@@ -46,7 +46,7 @@ def main() -> None:
                         help="which epoch becomes --out (default: the last)")  # fmt: skip
     # The recipe's choices for unseen data, each kept because cross-validation over
     # acquisitions supported it (examples/cross_validate.py; the model card has the table).
-    parser.add_argument("--boundary-width", type=int, default=2)
+    parser.add_argument("--boundary-width", type=int, default=3)
     parser.add_argument("--contact-weight", type=float, default=1.0)
     parser.add_argument("--contact-bias", type=float, default=0.0)
     parser.add_argument("--augment", default="basic", choices=("basic", "wide"))

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from skimage.transform import rescale
 
-from napari_sa2net import segment
+from napari_sa2net import load_model, segment
 from napari_sa2net.engine.evaluation import score_labels
 from napari_sa2net.inference.rescale import (
     DIAMETER_KEY,
@@ -93,7 +93,8 @@ def test_diameter_recovers_accuracy_on_zoomed_nuclei(zoom):
     zoomed = rescale(image, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True)
     truth = restore_labels(truth, zoomed.shape)
     plain = segment(zoomed, device="cpu")
-    sized = segment(zoomed, device="cpu", diameter=26.7 * zoom)
+    trained = load_model("nuclei-fluo").metadata[DIAMETER_KEY]
+    sized = segment(zoomed, device="cpu", diameter=trained * zoom)
     assert sized.labels.shape == zoomed.shape
     assert sized.provenance["scale"] == pytest.approx(1 / zoom, rel=1e-3)
     f1_plain = score_labels(truth, plain.labels)["f1_50"]

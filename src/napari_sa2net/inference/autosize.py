@@ -27,6 +27,7 @@ it loses nothing at 0.5 × (F1 @ 0.5 0.940 as is and with ``diameter=``) but muc
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,7 +217,9 @@ def estimate_size(
         return None
     trained = float(trained)
     height, width = int(original.shape[0]), int(original.shape[1])
-    windows = pick_windows(original.data, COARSE_WINDOW, coarse_budget(height, width))
+    budget = coarse_budget(height, width)
+    edge = min(COARSE_WINDOW, math.isqrt(budget))  # half a small image, not all of it
+    windows = pick_windows(original.data, edge, budget)
     areas, pixels = _measure(original, net, settings, predictor, windows, COARSE)
     diameter = weighted_median_diameter(areas) if len(areas) >= MIN_OBJECTS else None
     if diameter is None or diameter < FINE_BELOW * trained:
