@@ -112,7 +112,7 @@ class SettingsForm(QWidget):
                 ("Seed threshold", self.interior, ""),
                 ("Foreground", self.foreground, ""),
                 ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto': a "
-                 "tenth of the model's typical nucleus (56 px for the bundled model). Objects "
+                 "tenth of the model's typical nucleus (55 px for the bundled model). Objects "
                  "cut by the image's edge are kept down to a quarter of it."),
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
                  "is rescaled to the size the model was trained on. 'auto': measured on a "

@@ -61,7 +61,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-size",
         type=int,
         help="smallest object in pixels (default: a tenth of the model's typical "
-        "object, 56 for the bundled model; objects cut by the image's edge are kept "
+        "object, 55 for the bundled model; objects cut by the image's edge are kept "
         "down to a quarter of it)",
     )
     size = objects.add_mutually_exclusive_group()
@@ -70,7 +70,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         type=diameter_value,
         default="auto",
         help="typical object diameter in pixels in your images; the image is rescaled to the "
-        "model's training object size and the labels back (bundled model: 26.7 px). "
+        "model's training object size and the labels back (bundled model: 26.6 px). "
         "Default auto: measured on a sample of the image, rescaled only when far from the "
         "trained size; off: never rescaled",
     )

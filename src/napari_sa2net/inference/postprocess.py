@@ -21,7 +21,7 @@ import numpy as np
 #: Objects (and, divided by 4, seeds) smaller than this many pixels are dropped by default.
 DEFAULT_MIN_SIZE = 16
 #: ``min_size="auto"`` of a model that records its objects' diameter: this fraction of the area
-#: of such an object (56 px for the bundled model's 26.7 px nuclei).
+#: of such an object (55 px for the bundled model's 26.6 px nuclei).
 AUTO_MIN_SIZE_FRACTION = 0.1
 
 

@@ -89,7 +89,7 @@ class SegmentSettings:
         Interior probability that seeds an object; foreground probability of object pixels.
     min_size : int, optional
         Objects with fewer pixels are removed; ``None``: a tenth of the area of the model's
-        typical object (56 px for the bundled model; 16 px for a model that records no size),
+        typical object (55 px for the bundled model; 16 px for a model that records no size),
         see :func:`.postprocess.auto_min_size`. Objects touching the image's edge (nuclei cut
         by it) are kept down to a quarter of it.
     chunk : int, optional
