@@ -147,3 +147,17 @@ def test_cli_diameter_takes_auto_off_and_pixels():
     assert diameter_value("31.5") == 31.5
     with pytest.raises(argparse.ArgumentTypeError, match="auto or off"):
         diameter_value("big")
+
+
+def test_cli_says_what_the_estimate_measured(tmp_path, crop, capsys):
+    from napari_sa2net.cli import main
+
+    image = rescale(crop[0], 2.0, order=1, preserve_range=True).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "large.tif", image)
+    options = ["--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]
+    assert main(["segment", str(tmp_path / "large.tif"), *options]) == 0
+    said = capsys.readouterr().out
+    assert "px across" in said and "predicted at ×0.4" in said
+    assert main(["segment", str(tmp_path / "large.tif"), *options, "--overwrite",
+                 "--diameter", "off"]) == 0  # fmt: skip
+    assert "px across" not in capsys.readouterr().out
