@@ -8,7 +8,7 @@ path is covered by the inference tests.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,9 @@ class FakeResult:
     path: Path
     n_objects: int
     mean_area_px: float = 0.0
+    provenance: dict = field(
+        default_factory=lambda: {"diameter": {"estimated": 31.5}, "scale": 0.85}
+    )
 
 
 def threshold_segment_job(image, *, model, device, out, overwrite, bands=4, **kwargs):
@@ -103,7 +106,10 @@ def test_batch_writes_labels_and_records_bad_files(folder, tmp_path, fake_segmen
     assert labels.shape == (64, 80) and int(labels.max()) == 5
     assert meta["model"] == "m" and meta["source"].endswith("img2.tif")
     rows = _summary(out)
-    assert list(rows[0]) == ["file", "status", "objects", "mean_area_px", "seconds", "error"]
+    assert list(rows[0]) == ["file", "status", "objects", "mean_area_px", "seconds", "error",
+                             "diameter_px", "scale"]  # fmt: skip
+    done = [r for r in rows if r["status"] == "done"]
+    assert {(r["diameter_px"], r["scale"]) for r in done} == {("31.5", "0.85")}
     assert [(r["file"], r["status"]) for r in rows] == [(r.file, r.status) for r in result.files]
     files = [e for e in events if e.stage == "file" and e.level == 0]
     assert files[-1].current == files[-1].total == 5
@@ -134,6 +140,7 @@ def test_cancel_after_first_file_then_resume(folder, tmp_path, fake_segment):
         ("img2.tif", "done"),
     ]
     assert [r.objects for r in result.files] == [2, 3, 5]  # the skipped file keeps its count
+    assert result.files[0].diameter_px == 31.5 and result.files[0].scale == 0.85  # and size
     assert [s.rsplit("/", 1)[-1] for s in fake_segment] == ["img1.tif", "img2.tif"]
     assert np.asarray(read_labels(out / "img1.zarr")[0]).max() == 3
 

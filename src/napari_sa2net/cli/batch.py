@@ -15,8 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Segment each image of INPUT_DIR into OUT/<stem>.tif or OUT/<stem>.zarr, written "
             "atomically, and keep OUT/sa2net-summary.csv (file, status, objects, mean_area_px, "
-            "seconds, error) up to date after every file. Rerunning skips finished files and "
-            "redoes an interrupted one. Exit status 1 when some file failed."
+            "seconds, error, diameter_px, scale) up to date after every file. Rerunning skips "
+            "finished files and redoes an interrupted one. Exit status 1 when some file failed."
         ),
     )
     parser.add_argument("input_dir", type=Path, metavar="INPUT_DIR", help="folder of images")

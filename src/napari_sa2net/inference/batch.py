@@ -40,6 +40,9 @@ class FileRecord:
     mean_area_px: float | None = None
     seconds: float = 0.0
     error: str = ""
+    #: What the size estimate measured (``diameter="auto"``) and the scale the file ran at.
+    diameter_px: float | None = None
+    scale: float | None = None
     output: Path | None = field(default=None, compare=False)
 
 
@@ -80,9 +83,12 @@ def read_summary(path: Path) -> dict[str, FileRecord]:
             objects = int(row["objects"]) if row.get("objects") else None
             area = float(row["mean_area_px"]) if row.get("mean_area_px") else None
             seconds = float(row.get("seconds") or 0)
+            diameter = float(row["diameter_px"]) if row.get("diameter_px") else None
+            scale = float(row["scale"]) if row.get("scale") else None
             records[row["file"]] = FileRecord(
-                row["file"], row["status"], objects, area, seconds, row.get("error") or ""
-            )
+                row["file"], row["status"], objects, area, seconds, row.get("error") or "",
+                diameter, scale,
+            )  # fmt: skip
         except (KeyError, ValueError):
             continue  # a row we cannot parse is redone, not trusted
     return records
@@ -171,11 +177,14 @@ def _process(path: Path, name: str, batch: _Batch) -> Job[FileRecord]:
         result = yield from _segment(path, target, batch)
         objects = int(result.n_objects)
         mean_area = float(result.mean_area_px)
+        provenance = getattr(result, "provenance", None) or {}
+        diameter = (provenance.get("diameter") or {}).get("estimated")
+        scale = None if provenance.get("scale") is None else round(float(provenance["scale"]), 4)
     except Exception as err:  # a bad file is recorded and skipped, never fatal
         seconds = time.perf_counter() - started
         return FileRecord(name, "failed", None, None, seconds, f"{type(err).__name__}: {err}")
     seconds = time.perf_counter() - started
-    return FileRecord(name, "done", objects, mean_area, seconds, "", target)
+    return FileRecord(name, "done", objects, mean_area, seconds, "", diameter, scale, target)
 
 
 def _existing_output(path: Path, batch: _Batch) -> Path | None:
@@ -238,8 +247,10 @@ def _prepare(
 
 def _skip_record(name: str, target: Path, previous: Mapping[str, FileRecord]) -> FileRecord:
     old = previous.get(name)
-    objects, area = (old.objects, old.mean_area_px) if old is not None else (None, None)
-    return FileRecord(name, "skipped", objects, area, 0.0, "", target)
+    if old is None:
+        return FileRecord(name, "skipped", None, None, 0.0, "", output=target)
+    return FileRecord(name, "skipped", old.objects, old.mean_area_px, 0.0, "", old.diameter_px,
+                      old.scale, target)  # fmt: skip
 
 
 def batch_job(
@@ -264,7 +275,9 @@ def batch_job(
     input_dir, output_dir : path-like
         Folder of images; folder for ``<stem>.tif`` / ``<stem>.zarr`` labels (subfolders
         mirrored when ``recursive``) and ``sa2net-summary.csv`` (columns ``file, status,
-        objects, mean_area_px, seconds, error``), rewritten atomically after every file.
+        objects, mean_area_px, seconds, error, diameter_px, scale``: the size estimate's
+        nucleus diameter and the scale the file ran at), rewritten atomically after every
+        file.
     settings : SegmentSettings, optional
         How every file is segmented (model, device, tile, thresholds, ...); the model is
         loaded once. Or give the fields as keywords (they override ``settings``); ``out`` and
