@@ -196,7 +196,9 @@ def _measure(
     )  # fmt: skip
     areas, pixels = [], 0
     for ys, xs in windows:
-        crop = rescale_source(dataclasses.replace(original, data=original.data[ys, xs]), factor)
+        # one 2-D window: a plane of a stack is sampled as an image of its own
+        window = dataclasses.replace(original, data=original.data[ys, xs], planes=())
+        crop = rescale_source(window, factor)
         labels = np.asarray(segment(crop, run, predictor=predictor).labels)
         areas.append(inner_object_areas(labels) / factor**2)
         pixels += labels.size
