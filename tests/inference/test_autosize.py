@@ -54,11 +54,16 @@ def test_estimate_factor_keeps_the_band_and_brings_others_to_the_nearer_target()
 def test_the_sample_takes_the_windows_with_objects_within_its_budget():
     rng = np.random.default_rng(0)
     image = rng.normal(100, 2, (1024, 2048, 1)).astype(np.float32)
-    image[600:700, 1300:1400] += 500  # the only bright object: in window (512, 1024)
+    image[600:720, 1100:1200] += 500  # the only bright object: in window (512, 1024)
     windows = pick_windows(image, 512, 512 * 512)
     assert windows == [(slice(512, 1024), slice(1024, 1536))]
     assert len(pick_windows(image, 512, 3 * 512 * 512)) == 3
     assert pick_windows(image[:300, :200], 512, 1) == [(slice(0, 300), slice(0, 200))]
+    # a slide of empty glass with tissue in one corner: the probes of every window find it
+    slide = rng.normal(100, 2, (8192, 8192, 1)).astype(np.float32)
+    slide[6144:8192, 0:2048] += rng.uniform(0, 400, (2048, 2048, 1)).astype(np.float32)
+    picked = pick_windows(slide, 1024, 4 * 1024 * 1024)
+    assert len(picked) == 4 and all(ys.start >= 6144 and xs.stop <= 2048 for ys, xs in picked)
     low, high = COARSE_PIXELS
     assert coarse_budget(300, 200) == 300 * 200  # a small image is sampled whole
     assert coarse_budget(10_000, 10_000) == high and coarse_budget(600, 600) == low

@@ -55,8 +55,11 @@ FINE_BELOW = 0.75
 FINE_WINDOW = 256
 #: Fewer measured objects than this give no estimate.
 MIN_OBJECTS = 8
-#: Candidate windows looked at (their contrast only) to pick the sample.
-MAX_CANDIDATES = 24
+#: Candidate windows looked at to pick the sample (an even subset of a larger grid), and the
+#: edge of the patch at each one's centre whose contrast ranks it (a small read, so a slide's
+#: whole grid can be looked at and sparse tissue is found).
+MAX_CANDIDATES = 1024
+PROBE = 128
 #: Smallest object the sample keeps (pixels at the pass's resolution).
 SAMPLE_MIN_SIZE = 16
 
@@ -133,9 +136,10 @@ def candidate_windows(height: int, width: int, edge: int) -> list[tuple[slice, s
 def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]:
     """The sample: the candidate windows of ``data`` (``YXC``) with the most contrast.
 
-    Contrast is the 99th minus the 1st percentile of a window's summed channels: windows of
-    background only (noise) have little of it, windows with objects much. Windows are taken in
-    order of contrast while they fit the budget (the first always).
+    Contrast is the 99th minus the 1st percentile of the summed channels of a
+    :data:`PROBE`² patch in each window (:func:`_probes`): windows of background only
+    (noise) have little of it, windows with objects much. Windows are taken in order of
+    contrast while they fit the budget (the first always).
     """
     height, width = int(data.shape[0]), int(data.shape[1])
     boxes = candidate_windows(height, width, edge)
@@ -143,7 +147,7 @@ def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]
         return boxes
     contrast = []
     for ys, xs in boxes:
-        pixels = np.asarray(data[ys, xs], dtype=np.float32).sum(axis=-1)
+        pixels = np.concatenate([patch.ravel() for patch in _probes(data, ys, xs)])
         low, high = np.percentile(pixels, (1, 99))
         contrast.append(float(high - low))
     chosen, used = [], 0
@@ -155,6 +159,21 @@ def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]
         chosen.append(boxes[k])
         used += size
     return chosen
+
+
+def _probes(data: Any, ys: slice, xs: slice) -> list[np.ndarray]:
+    """A :data:`PROBE`² patch centred on a window's first quarter (summed channels).
+
+    Off the window's centre on purpose: the centre of a window on a slide's tile grid is the
+    corner of four storage tiles, the first quarter's centre lies inside one, so each probe
+    reads one tile (a quarter of a 1024² window's tiles at 512² storage tiles).
+    """
+    half = PROBE // 2
+    cy = ys.start + (ys.stop - ys.start) // 4
+    cx = xs.start + (xs.stop - xs.start) // 4
+    patch = data[max(cy - half, ys.start) : min(cy + half, ys.stop),
+                 max(cx - half, xs.start) : min(cx + half, xs.stop)]  # fmt: skip
+    return [np.asarray(patch, dtype=np.float32).sum(axis=-1)]
 
 
 def inner_object_areas(labels: np.ndarray) -> np.ndarray:
@@ -234,6 +253,9 @@ def estimate_size(
         pixels += more
         if len(fine) >= MIN_OBJECTS:
             areas, diameter = fine, weighted_median_diameter(fine)
+    from .memory import release_memory
+
+    release_memory()  # the sample's transient buffers go back before the run itself
     if diameter is None:
         return SizeEstimate(None, len(areas), trained, 1.0, pixels)
     return SizeEstimate(diameter, len(areas), trained, estimate_factor(diameter, trained), pixels)
