@@ -87,6 +87,13 @@ def test_run_adds_labels_with_the_image_transform(qtbot, widget, tiny_checkpoint
     assert widget.bar.run.isEnabled() and not widget.bar.cancel.isEnabled()
 
 
+def test_the_size_estimate_is_shown_above_run(qtbot, widget):
+    widget.run()  # the bundled model, which records its nuclei's size
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=300_000)
+    said = widget.estimate.text()
+    assert "tiles of" in said and ("px across" in said or "not estimated" in said), said
+
+
 def test_cancel_stops_the_worker_and_leaves_no_output(qtbot, widget, tiny_checkpoint, tmp_path):
     from napari_sa2net._sample_data import nuclei_fluorescence
 
