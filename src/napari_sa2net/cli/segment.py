@@ -62,6 +62,7 @@ def taken_outputs(pairs: list[tuple[Path, Path]], settings) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import segment_job
+    from ..inference.autosize import describe
     from ..inference.plan import preload
     from ._bar import drive
 
@@ -89,30 +90,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{result.seconds:.1f} s ({mpx / max(result.seconds, 1e-9):.2f} MP/s) on "
                 f"{result.device} -> {target}"
             )
-            size = sized_line(result.provenance)
-            if size:
-                print(f"  {size}")
+            if result.provenance.get("diameter"):
+                print(f"  {describe(result.provenance['diameter'], result.provenance['scale'])}")
             for kind, written in result.outputs.items():
                 if kind != "labels":
                     print(f"  {kind}: {written}")
             for warning in result.warnings:
                 print(f"  warning: {warning}")
     return 0
-
-
-def sized_line(provenance: dict) -> str | None:
-    """What the size estimate measured, when it measured something (one short line)."""
-    size = provenance.get("diameter")
-    if not size:
-        return None
-    scale = float(provenance.get("scale", 1.0))
-    if size.get("estimated") is None:
-        return (
-            f"object size not estimated ({size['objects']} objects in the sample): not "
-            "rescaled; give --diameter if the nuclei are far from "
-            f"{size['trained']:.0f} px"
-        )
-    what = f"nuclei ~{size['estimated']:.0f} px across ({size['objects']} measured)"
-    if scale == 1.0:
-        return f"{what}: not rescaled"
-    return f"{what}: predicted at ×{scale:.2f}, labels drawn back on the image's grid"

@@ -32,12 +32,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .rescale import DIAMETER_KEY
+
+#: ``segment_sample(source, settings)``: the engine's labels (``YX`` numpy) of a small 2-D
+#: ``ImageSource``; given by the caller that runs the engine (:mod:`.stack`), so this module
+#: measures without importing the engine above it.
+SegmentSample = Callable[[Any, Any], np.ndarray]
 
 #: The setting's value that asks for the estimate.
 AUTO = "auto"
@@ -56,8 +62,8 @@ FINE_WINDOW = 256
 #: Fewer measured objects than this give no estimate.
 MIN_OBJECTS = 8
 #: Candidate windows looked at to pick the sample (an even subset of a larger grid), and the
-#: edge of the patch at each one's centre whose contrast ranks it (a small read, so a slide's
-#: whole grid can be looked at and sparse tissue is found).
+#: edge of the patch in each whose contrast ranks it (a small read, so a slide's whole grid
+#: can be looked at and sparse tissue is found).
 MAX_CANDIDATES = 1024
 PROBE = 128
 #: Smallest object the sample keeps (pixels at the pass's resolution).
@@ -91,17 +97,8 @@ class SizeEstimate:
     sample_pixels: int
 
     def message(self) -> str:
-        """One short clause for the run's first progress line."""
-        if self.diameter is None:
-            return (
-                f"object size not estimated ({self.objects} objects in the sample): not "
-                "rescaled; pass diameter= if the objects are far from "
-                f"{self.trained:.0f} px"
-            )
-        size = f"objects ~{self.diameter:.0f} px across ({self.objects} measured)"
-        if self.factor == 1.0:
-            return f"{size}: not rescaled (model trained at {self.trained:.0f} px)"
-        return f"{size}: image scaled ×{self.factor:.2f} to the model's {self.trained:.0f} px"
+        """One short clause for the run's first progress line (see :func:`describe`)."""
+        return describe(self.to_dict(), self.factor)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +107,20 @@ class SizeEstimate:
             "trained": self.trained,
             "sample_pixels": self.sample_pixels,
         }
+
+
+def describe(size: dict[str, Any], scale: float) -> str:
+    """What the estimate measured and did, from its record (a run's ``provenance["diameter"]``
+    and ``provenance["scale"]``): the plan line, the CLI and anyone reading an output."""
+    if size.get("estimated") is None:
+        return (
+            f"object size not estimated ({size['objects']} objects in the sample): not "
+            f"rescaled; set the diameter if the objects are far from {size['trained']:.0f} px"
+        )
+    measured = f"objects ~{size['estimated']:.0f} px across ({size['objects']} measured)"
+    if scale == 1.0:
+        return f"{measured}: not rescaled (the model's {size['trained']:.0f} px)"
+    return f"{measured}: predicted at ×{scale:.2f} (the model's {size['trained']:.0f} px)"
 
 
 def coarse_budget(height: int, width: int) -> int:
@@ -137,7 +148,7 @@ def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]
     """The sample: the candidate windows of ``data`` (``YXC``) with the most contrast.
 
     Contrast is the 99th minus the 1st percentile of the summed channels of a
-    :data:`PROBE`² patch in each window (:func:`_probes`): windows of background only
+    :data:`PROBE`² patch in each window (:func:`_probe`): windows of background only
     (noise) have little of it, windows with objects much. Windows are taken in order of
     contrast while they fit the budget (the first always).
     """
@@ -147,8 +158,7 @@ def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]
         return boxes
     contrast = []
     for ys, xs in boxes:
-        pixels = np.concatenate([patch.ravel() for patch in _probes(data, ys, xs)])
-        low, high = np.percentile(pixels, (1, 99))
+        low, high = np.percentile(_probe(data, ys, xs), (1, 99))
         contrast.append(float(high - low))
     chosen, used = [], 0
     for k in np.argsort(contrast, kind="stable")[::-1]:
@@ -161,7 +171,7 @@ def pick_windows(data: Any, edge: int, budget: int) -> list[tuple[slice, slice]]
     return chosen
 
 
-def _probes(data: Any, ys: slice, xs: slice) -> list[np.ndarray]:
+def _probe(data: Any, ys: slice, xs: slice) -> np.ndarray:
     """A :data:`PROBE`² patch centred on a window's first quarter (summed channels).
 
     Off the window's centre on purpose: the centre of a window on a slide's tile grid is the
@@ -173,7 +183,7 @@ def _probes(data: Any, ys: slice, xs: slice) -> list[np.ndarray]:
     cx = xs.start + (xs.stop - xs.start) // 4
     patch = data[max(cy - half, ys.start) : min(cy + half, ys.stop),
                  max(cx - half, xs.start) : min(cx + half, xs.stop)]  # fmt: skip
-    return [np.asarray(patch, dtype=np.float32).sum(axis=-1)]
+    return np.asarray(patch, dtype=np.float32).sum(axis=-1)
 
 
 def inner_object_areas(labels: np.ndarray) -> np.ndarray:
@@ -205,11 +215,10 @@ def estimate_factor(diameter: float | None, trained: float) -> float:
 
 
 def _measure(
-    original: Any, net: Any, settings: Any, predictor: Any, windows: list, factor: float
+    original: Any, net: Any, settings: Any, segment: SegmentSample, windows: list, factor: float
 ) -> tuple[np.ndarray, int]:
     """Areas (pixels of the image as given) of the inner objects of the windows, segmented
     at ``factor`` of the image's resolution; and the pixels predicted."""
-    from .api import segment
     from .rescale import rescale_source
 
     run = settings.replace(
@@ -222,19 +231,19 @@ def _measure(
         # one 2-D window: a plane of a stack is sampled as an image of its own
         window = dataclasses.replace(original, data=original.data[ys, xs], planes=())
         crop = rescale_source(window, factor)
-        labels = np.asarray(segment(crop, run, predictor=predictor).labels)
+        labels = np.asarray(segment(crop, run))
         areas.append(inner_object_areas(labels) / factor**2)
         pixels += labels.size
     return (np.concatenate(areas) if areas else np.empty(0)), pixels
 
 
 def estimate_size(
-    original: Any, net: Any, settings: Any, predictor: Any = None
+    original: Any, net: Any, settings: Any, segment: SegmentSample
 ) -> SizeEstimate | None:
     """Segment a sample of ``original`` (an ``ImageSource``) and measure its objects.
 
-    ``settings`` are the run's :class:`.settings.SegmentSettings`; the sample is segmented
-    with their device, model, thresholds and tiling, without rescaling, test-time
+    ``settings`` are the run's :class:`.settings.SegmentSettings`; ``segment`` segments each
+    window with their device, model, thresholds and tiling, without rescaling, test-time
     augmentation, output or cluster. ``None`` when the model records no object size.
     """
     trained = (getattr(net, "metadata", None) or {}).get(DIAMETER_KEY)
@@ -245,11 +254,11 @@ def estimate_size(
     budget = coarse_budget(height, width)
     edge = min(COARSE_WINDOW, math.isqrt(budget))  # half a small image, not all of it
     windows = pick_windows(original.data, edge, budget)
-    areas, pixels = _measure(original, net, settings, predictor, windows, COARSE)
+    areas, pixels = _measure(original, net, settings, segment, windows, COARSE)
     diameter = weighted_median_diameter(areas) if len(areas) >= MIN_OBJECTS else None
     if diameter is None or diameter < FINE_BELOW * trained:
         window = pick_windows(original.data, FINE_WINDOW, 0)
-        fine, more = _measure(original, net, settings, predictor, window, 1.0)
+        fine, more = _measure(original, net, settings, segment, window, 1.0)
         pixels += more
         if len(fine) >= MIN_OBJECTS:
             areas, diameter = fine, weighted_median_diameter(fine)

@@ -204,13 +204,14 @@ def plan_plane(plan: RunPlan, original: Any) -> RunPlan:
 
 
 def plan_run(
-    image: Any, settings: SegmentSettings, plane: Any = None, predictor: Any = None
+    image: Any, settings: SegmentSettings, plane: Any = None, sample: Any = None
 ) -> RunPlan:
     """Check, open, load and size everything a run needs; see the module docstring.
 
-    ``plane`` (``{"Z": 0}``) is the plane of a stack opened for planning (the first); with
-    ``diameter="auto"`` the objects' size is measured on it (with ``predictor``, if given)
-    and the scale is kept for every plane.
+    ``plane`` (``{"Z": 0}``) is the plane of a stack opened for planning (the first). With
+    ``diameter="auto"``, ``sample`` (an :data:`.autosize.SegmentSample`, given by the stack
+    runner that owns the engine) segments windows of that plane to measure the objects'
+    size, and the scale is kept for every plane; without it the image is not rescaled.
     """
     from ..io.atomic import check_writable, remove_stale_partials
     from ..model import resolve_device
@@ -231,8 +232,8 @@ def plan_run(
     net, info = resolve_model(settings.model, device)
     check_channels(original, net)
     size = None
-    if settings.diameter == AUTO and settings.scale is None:
-        size = estimate_size(original, net, settings, predictor)
+    if settings.diameter == AUTO and settings.scale is None and sample is not None:
+        size = estimate_size(original, net, settings, sample)
         factor = 1.0 if size is None else size.factor
     else:
         diameter = None if settings.diameter == AUTO else settings.diameter

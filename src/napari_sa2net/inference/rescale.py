@@ -80,12 +80,10 @@ def _majority(labels: np.ndarray, rows: tuple, cols: tuple) -> np.ndarray:
     (r0, r1, fy), (c0, c1, fx) = rows, cols
     taps = [labels[np.ix_(r, c)] for r in (r0, r1) for c in (c0, c1)]
     weights = [np.outer(wy, wx) for wy in (1 - fy, fy) for wx in (1 - fx, fx)]
-    best, best_score = taps[0], None
-    for candidate in taps:
-        score = sum(w * (t == candidate) for t, w in zip(taps, weights))
-        if best_score is None:
-            best_score = score
-            continue
+    score_of = lambda candidate: sum(w * (t == candidate) for t, w in zip(taps, weights))  # noqa: E731
+    best, best_score = taps[0], score_of(taps[0])
+    for candidate in taps[1:]:
+        score = score_of(candidate)
         better = score > best_score + 1e-6  # ties keep the earlier tap: chunk-independent
         best = np.where(better, candidate, best)
         best_score = np.where(better, score, best_score)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._progress import Job, Progress
+import numpy as np
+
+from .._progress import Job, Progress, run_job
 from .planes import StackLayout, layout_of
 from .results import ObjectTable, PlaneDone, SegmentResult, TilingSummary
 from .settings import IN_MEMORY_MAX_PIXELS, SegmentSettings, companion_paths
@@ -55,13 +57,22 @@ def segment_planes(
     companions = {} if settings.out is None else companion_paths(settings.out, settings)
     for path in companions.values():
         check_writable(path.absolute(), settings.overwrite)
-    plan = plan_run(image, settings, next(layout.planes())[1], predictor)
+    plan = plan_run(image, settings, next(layout.planes())[1], _sampler(predictor))
     target = create_target(plan, layout.lead_shape, layout.axes)
     try:
         return (yield from _run(_Run(image, plan, layout, target, companions, predictor)))
     except BaseException:
         target.abort()
         raise
+
+
+def _sampler(predictor: Any) -> Any:
+    """The engine's labels of a small 2-D source, for the size estimate (:mod:`.autosize`)."""
+
+    def segment_sample(source: Any, settings: SegmentSettings) -> np.ndarray:
+        return np.asarray(run_job(segment_planes(source, settings, predictor)).labels)
+
+    return segment_sample
 
 
 def _run(run: _Run) -> Job[SegmentResult]:
