@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_sa2net.cli import main
+from napari_sa2net.model import load_model
 
 
 def test_train_then_evaluate(tiny_folders, tmp_path, capsys):
@@ -15,10 +17,12 @@ def test_train_then_evaluate(tiny_folders, tmp_path, capsys):
     args += ["--val-images", str(f["val_images"]), "--val-labels", str(f["val_labels"])]
     args += ["--config", "sa2net-tiny", "--out", str(out), "--epochs", "1", "--device", "cpu"]
     args += ["--steps-per-epoch", "2", "--batch-size", "2", "--crop", "64", "--quiet"]
-    assert main(args) == 0
+    assert main([*args, "--boundary-width", "2", "--augment", "wide"]) == 0
     printed = capsys.readouterr().out
     assert "on cpu" in printed and f"best checkpoint: {out}" in printed
     assert out.is_file()
+    recipe = load_model(out).metadata["training"]["recipe"]
+    assert (recipe["boundary_width"], recipe["augment"]) == (2, "wide")
 
     assert main(["train", *args[1:]]) == 2  # the best checkpoint exists: refused ...
     assert "--overwrite" in capsys.readouterr().err
@@ -43,4 +47,16 @@ def test_bad_training_data_gives_one_clear_line(tiny_folders, tmp_path, capsys):
     assert main([*args, str(tmp_path / "m.pt"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sa2net train: error: img1.tif: image is 96×96 but its labels")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_bad_boundary_width_is_refused_by_name(tiny_folders, tmp_path, capsys):
+    f = tiny_folders
+    args = ["train", "--images", str(f["images"]), "--labels", str(f["labels"])]
+    args += ["--out", str(tmp_path / "m.pt"), "--boundary-width"]
+    for bad in ("0", "wide"):
+        with pytest.raises(SystemExit) as exit_:  # argparse refuses before anything runs
+            main([*args, bad])
+        assert exit_.value.code == 2
+        assert "--boundary-width" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()

@@ -194,3 +194,32 @@ def test_touching_nuclei_options_train_and_bad_values_are_refused(tiny_folders, 
                             ({"augment": "strong"}, "augment")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             next(train_job(config(tiny_folders, tmp_path / "x.pt", **change)))
+
+
+def test_boundary_width_follows_the_objects_size_unless_given(tiny_folders, tmp_path):
+    from napari_sa2net.engine.train_config import auto_boundary_width
+    from napari_sa2net.inference.rescale import DIAMETER_KEY
+
+    assert [auto_boundary_width(d) for d in (8, 12, 26.6, 36, 45, 120)] == [1, 1, 3, 4, 5, 5]
+    out = tmp_path / "auto.pt"
+    events = []
+    run_job(train_job(config(tiny_folders, out, epochs=1, steps_per_epoch=1)), events.append)
+    model = load_model(out)
+    width = model.metadata["training"]["recipe"]["boundary_width"]
+    assert width == auto_boundary_width(model.metadata[DIAMETER_KEY])
+    assert f"boundaries {width} px" in events[0].message
+    given = tmp_path / "given.pt"
+    run_job(train_job(config(tiny_folders, given, epochs=1, steps_per_epoch=1, boundary_width=4)))
+    assert load_model(given).metadata["training"]["recipe"]["boundary_width"] == 4
+    with pytest.raises(ValueError, match="boundary_width"):
+        next(train_job(config(tiny_folders, tmp_path / "x.pt", boundary_width=0)))
+
+
+def test_a_resumed_run_keeps_the_boundary_width_it_was_trained_with(tiny_folders, tmp_path):
+    out = tmp_path / "model.pt"
+    run_job(train_job(config(tiny_folders, out, epochs=1, steps_per_epoch=1, boundary_width=5)))
+    events = []
+    resumed = config(tiny_folders, out, epochs=2, steps_per_epoch=1, resume=last_path(out))
+    run_job(train_job(resumed), events.append)
+    assert "boundaries 5 px" in events[0].message
+    assert load_model(last_path(out)).metadata["training"]["recipe"]["boundary_width"] == 5

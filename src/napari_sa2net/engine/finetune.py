@@ -28,6 +28,7 @@ from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
 from .precision import MixedPrecision
 from .regions import Region, mask_of, plan_regions, with_context
+from .train_config import training_targets
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,6 @@ class _Finetuner:
             },
         }
         save_checkpoint(self.model, self.opts.out)
-
-
-def training_targets(model: torch.nn.Module) -> tuple[int, float]:
-    """Boundary width and contact weight of the model's training recipe (1 and 1 unrecorded).
-
-    Finetuning keeps the targets the model learned: a model trained with 2-px boundaries fed
-    1-px ones would be taught to draw thinner boundaries and merge touching nuclei again.
-    """
-    recipe = (model.metadata.get("training") or {}).get("recipe") or {}
-    return int(recipe.get("boundary_width", 1)), float(recipe.get("contact_weight", 1.0))
 
 
 def parent_record(model: torch.nn.Module) -> dict:

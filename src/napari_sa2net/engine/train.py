@@ -14,7 +14,7 @@ Outputs: ``out`` is the best checkpoint (val instance F1 in instance mode, val D
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from .evaluation import validate
 from .losses import SegmentationLoss
 from .precision import MixedPrecision
 from .state import last_path, load_state, restore_state, save_state, state_path
-from .train_config import TrainConfig
+from .train_config import TrainConfig, auto_boundary_width, training_targets
 
 __all__ = ["DEFAULT_EPOCHS", "TrainConfig", "TrainResult", "split_validation", "train_job"]
 
@@ -121,6 +121,13 @@ class _Run:
         norm = self.model.normalization
         self.val_images = [norm(it.image) for it in val]
         self.val_labels = [it.labels for it in val]
+        # Stored so inference can rescale images whose objects are larger or smaller.
+        self.diameter = median_object_diameter([it.labels for it in train])
+        if cfg.boundary_width is None:  # the recipe records the width actually used
+            width = training_targets(self.model)[0] if cfg.resume else None
+            self.cfg = cfg = replace(
+                cfg, boundary_width=width or auto_boundary_width(self.diameter)
+            )
         targets = [make_target(it.labels, cfg.mode, cfg.boundary_width) for it in train]
         images = [norm(it.image) for it in train]
         self.sampler = CropSampler(
@@ -130,8 +137,6 @@ class _Run:
             focus_bias=cfg.contact_bias,
         )  # fmt: skip
         pixels = sum(t.size for t in targets)
-        # Stored so inference can rescale images whose objects are larger or smaller.
-        self.diameter = median_object_diameter([it.labels for it in train])
         self.steps = cfg.steps_per_epoch or max(
             1, int(np.ceil(pixels / cfg.crop**2 / cfg.batch_size))
         )
@@ -149,6 +154,10 @@ class _Run:
         self._next: tuple[np.ndarray, np.ndarray] | None = None
         self.names = {"train": [it.name for it in train], "val": [it.name for it in val]}
         self.resume_note = self._restore() if cfg.resume else ""
+        self.targets_note = (
+            f"; boundaries {cfg.boundary_width} px (objects {self.diameter:.1f} px across)"
+            if cfg.mode == "instance" else ""
+        )  # fmt: skip
 
     def _restore(self) -> str:
         state = load_state(state_path(self.cfg.resume))
@@ -256,7 +265,7 @@ def train_job(cfg: TrainConfig) -> Job[TrainResult]:
         0,
         f"training {cfg.config} ({cfg.mode}) on {run.device}: {len(run.sampler.images)} train / "
         f"{len(run.val_images)} val images, {run.steps} steps of {cfg.batch_size} per epoch"
-        f"{run.resume_note}",
+        f"{run.targets_note}{run.resume_note}",
     )
     stopped = "epochs"
     run.model.train()
