@@ -83,19 +83,19 @@ def test_evaluate_a_tiff_with_damaged_compressed_data(tiny_folders, checkpoint, 
 
 
 def test_evaluate_out_of_memory_and_a_bug(tiny_folders, checkpoint, capsys, monkeypatch):
-    from napari_sa2net.engine import evaluation
+    from napari_sa2net.inference import api
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(evaluation, "predict_probabilities", out_of_memory)
+    monkeypatch.setattr(api, "segment", out_of_memory)
     assert main(evaluate_args(tiny_folders, checkpoint)) == 2
     assert "out of memory; " in one_error_line(capsys, "evaluate")
 
     def bug(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(evaluation, "predict_probabilities", bug)
+    monkeypatch.setattr(api, "segment", bug)
     with pytest.raises(KeyError):  # not a user error: the traceback reaches the user
         main(evaluate_args(tiny_folders, checkpoint))
 

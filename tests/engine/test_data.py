@@ -142,6 +142,12 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     assert len(np.unique(levels)) <= 65
     flat = acquisition_faults(ramp.copy(), Augmentation(p_saturate=1.0), np.random.default_rng(0))
     assert flat.max() == pytest.approx(1.0) and (flat == flat.max()).mean() > 0.1
+    hazy = acquisition_faults(
+        ramp.copy(), Augmentation(p_background=1.0), np.random.default_rng(0)
+    )
+    assert hazy.min() > 0.05 and hazy.max() <= 1.0 + 1e-6  # a raised floor, the top kept
+    assert np.ptp(hazy) < np.ptp(ramp)  # less contrast over it
+    assert wide.p_background > 0 and wide.noise_range[1] > Augmentation().noise_range[1]
     x, y = sampler(augmentation=wide).batch(16)
     assert np.isfinite(x).all() and set(np.unique(y)) <= {0, 1, 2, IGNORE}
     assert "wide" in PRESETS

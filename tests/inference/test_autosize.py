@@ -19,6 +19,7 @@ from napari_sa2net.inference.autosize import (
     pick_windows,
     weighted_median_diameter,
 )
+from napari_sa2net.inference.postprocess import auto_min_size
 from napari_sa2net.inference.rescale import restore_labels
 from napari_sa2net.inference.settings import SegmentSettings, SettingError
 
@@ -89,12 +90,20 @@ def crop():
 def test_auto_leaves_nuclei_of_the_trained_size_as_they_are(crop):
     image, truth = crop  # 29 nuclei of median diameter 32 px (the model's: 26.6 px)
     auto = segment(image, device="cpu")
-    plain = segment(image, device="cpu", diameter=None)
     size = auto.provenance["diameter"]
     true_size = weighted_median_diameter(inner_object_areas(truth))
     assert size["estimated"] == pytest.approx(true_size, rel=0.15) and size["objects"] >= 8
+    # the size filter is a fifth of the measured typical nucleus, not of the model's
+    min_size = auto.provenance["thresholds"]["min_size"]
+    assert min_size == auto_min_size({}, diameter=size["estimated"])
+    assert min_size > auto_min_size(load_model("nuclei-fluo").metadata)
+    plain = segment(image, device="cpu", diameter=None, min_size=min_size)
     assert auto.provenance["scale"] == 1.0 and plain.provenance["diameter"] is None
     np.testing.assert_array_equal(auto.labels, plain.labels)
+    off = segment(image, device="cpu", diameter=None)  # nothing measured: the model's size
+    assert off.provenance["thresholds"]["min_size"] == auto_min_size(
+        load_model("nuclei-fluo").metadata
+    )
 
 
 def mirrored_mosaic(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -99,19 +99,23 @@ def test_every_setting_has_a_flag_and_errors_name_it(tmp_path, checkpoint, capsy
         assert says in err and not re.search(r"[a-z_]=[^=\s]", err), err  # no Python names
 
 
-def test_auto_min_size_is_a_tenth_of_the_models_typical_object(tmp_path, capsys):
+def test_auto_min_size_is_a_fifth_of_the_typical_object(tmp_path, capsys):
     from napari_sa2net.inference.postprocess import DEFAULT_MIN_SIZE, auto_min_size
 
-    assert auto_min_size({"object_diameter_px": 26.7}) == 56  # the bundled model's nuclei
+    assert auto_min_size({"object_diameter_px": 26.7}) == 112  # the bundled model's nuclei
     assert auto_min_size({"object_diameter_px": 5.0}) == DEFAULT_MIN_SIZE  # never below 16
     assert auto_min_size({}) == DEFAULT_MIN_SIZE  # a model that records no size
+    # objects measured in the image take the place of the model's
+    assert auto_min_size({"object_diameter_px": 26.7}, diameter=40.0) == 251
+    assert auto_min_size({}, diameter=40.0) == 251
+    assert auto_min_size({"object_diameter_px": 26.7}, 30, diameter=40.0) == 30
     torch.manual_seed(0)
     net = create_model("sa2net-tiny", in_channels=1, num_classes=3)
     net.metadata["object_diameter_px"] = 40.0
     sized = save_checkpoint(net, tmp_path / "sized.pt")
     image = _tif(tmp_path / "cells.tif", 96)
-    for extra, expected in (([], 126), (["--min-size", "16"], 16)):
-        out = tmp_path / f"o{len(extra)}"
+    for extra, expected in ((["--diameter", "off"], 251), (["--min-size", "16"], 16)):
+        out = tmp_path / f"o{extra[0]}"
         args = ["segment", str(image), "--out", str(out), "--model", str(sized), "--device",
                 "cpu", "--quiet", *extra]  # fmt: skip
         assert main(args) == 0

@@ -112,8 +112,9 @@ class SettingsForm(QWidget):
                 ("Seed threshold", self.interior, ""),
                 ("Foreground", self.foreground, ""),
                 ("Min size", self.min_size, "Objects with fewer pixels are removed; 'auto': a "
-                 "tenth of the model's typical nucleus (55 px for the bundled model). Objects "
-                 "cut by the image's edge are kept down to a quarter of it."),
+                 "fifth of the area of the image's typical nucleus as measured (else the "
+                 "model's: 111 px for the bundled model). Objects cut by the image's edge "
+                 "are kept down to a quarter of it."),
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
                  "is rescaled to the size the model was trained on. 'auto': measured on a "
                  "sample of the image first, and rescaled only when far from that size."),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._settings_args import diameter_value
+
 COLUMNS = ("dice", "iou", "f1_50", "f1_75", "aji")
 
 
@@ -13,8 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a model on image/label pairs (Dice, IoU, F1@0.5/0.75, AJI)",
         description=(
-            "Predict every image of --images in one in-memory pass, turn the probabilities into "
-            "instances and compare them with --labels: pixel Dice and IoU of the foreground, "
+            "Segment every image of --images as sa2net segment does (same tiling, size "
+            "estimate and post-processing) and compare the labels with --labels: pixel Dice "
+            "and IoU of the foreground, "
             "instance F1 at IoU 0.5 and 0.75, and the Aggregated Jaccard Index, per image and "
             "as the mean over images."
         ),
@@ -24,6 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", type=Path, required=True, help="folder of instance labels")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--min-size", type=int, help="drop objects smaller than this (pixels)")
+    parser.add_argument(
+        "--diameter", type=diameter_value, default="auto", metavar="auto|off|PX",
+        help="typical object diameter, as for sa2net segment (default auto: measured)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -31,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..engine.data import load_labelled_folder
-    from ..engine.evaluation import mode_of, predict_probabilities, score_labels
-    from ..inference.postprocess import auto_min_size, probabilities_to_instances
+    from ..engine.evaluation import score_labels
+    from ..inference.api import segment
     from ..model import load_model, resolve_device
 
     device = resolve_device(args.device)
@@ -43,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
             f"the images have {items[0].image.shape[-1]} channel(s) but the model expects "
             f"{model.in_channels}: evaluate on images of the kind the model was trained on"
         )
-    min_size = auto_min_size(model.metadata, args.min_size)
     width = max(len("mean"), *(len(it.name) for it in items))
     print(f"{args.model} on {device}, {len(items)} image(s)")
     for item in items:
@@ -55,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'image':<{width}}  " + "  ".join(f"{c:>6}" for c in COLUMNS))
     rows = []
     for item in items:
-        probs = predict_probabilities(model, model.normalization(item.image), device)
-        pred = probabilities_to_instances(probs, mode_of(model), min_size=min_size)
-        scores = score_labels(item.labels, pred)
+        result = segment(item.image, model=model, device=str(device), min_size=args.min_size,
+                         diameter=args.diameter)  # fmt: skip
+        scores = score_labels(item.labels, result.labels)
         rows.append([scores[c] for c in COLUMNS])
         print(f"{item.name:<{width}}  " + "  ".join(f"{v:6.4f}" for v in rows[-1]))
     mean = np.mean(rows, axis=0)

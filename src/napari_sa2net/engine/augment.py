@@ -31,8 +31,11 @@ class Augmentation:
     gamma (log-uniform in ``gamma_range``, on the crop's own range) and an additive offset.
     With their probabilities: Gaussian blur (sigma up to ``max_blur`` px), saturation (values
     above a random level in ``saturation_range`` clipped, then rescaled so the level reads 1),
-    noise (read noise of std log-uniform in ``noise_range`` plus shot noise of the same scale
-    times sqrt(signal)) and quantization to 8-64 grey levels per unit of normalized intensity.
+    an uneven background (haze, vignetting: a tilted plane at a level in ``background_range``,
+    tilt up to ``max_tilt`` across the crop, under which the signal keeps only the rest of the
+    range), noise (read noise of std log-uniform in ``noise_range`` plus shot noise of the same
+    scale times sqrt(signal)) and quantization to 8-64 grey levels per unit of normalized
+    intensity.
     """
 
     p_affine: float = 0.25
@@ -48,6 +51,9 @@ class Augmentation:
     p_noise: float = 0.0
     noise_range: tuple[float, float] = (0.01, 0.15)
     p_quantize: float = 0.0
+    p_background: float = 0.0
+    background_range: tuple[float, float] = (0.1, 0.7)
+    max_tilt: float = 0.4
 
     @classmethod
     def preset(cls, name: str, scale_jitter: float = 0.0) -> Augmentation:
@@ -63,6 +69,7 @@ class Augmentation:
             return cls(
                 p_affine=0.5, scale_range=scales, gain_range=(0.7, 1.4), gamma_range=(0.7, 1.4),
                 max_offset=0.15, p_blur=0.2, p_saturate=0.15, p_noise=0.4, p_quantize=0.15,
+                p_background=0.25, noise_range=(0.01, 0.3),
             )  # fmt: skip
         raise ValueError(f"augmentation must be one of {', '.join(PRESETS)}, got {name!r}")
 
@@ -81,6 +88,8 @@ def acquisition_faults(x: np.ndarray, aug: Augmentation, rng: np.random.Generato
         level = float(rng.uniform(*aug.saturation_range))
         np.minimum(x, level, out=x)
         x *= 1.0 / level
+    if aug.p_background and rng.random() < aug.p_background:
+        x = uneven_background(x, aug, rng)
     if aug.p_noise and rng.random() < aug.p_noise:
         scale = _uniform_log(rng, aug.noise_range)
         shot = np.sqrt(np.clip(x, 0.0, None)) * rng.standard_normal(x.shape, np.float32)
@@ -90,6 +99,21 @@ def acquisition_faults(x: np.ndarray, aug: Augmentation, rng: np.random.Generato
         x *= levels
         np.round(x, out=x)
         x *= 1.0 / levels
+    return x
+
+
+def uneven_background(x: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
+    """``field + (1 - field) * x`` for a tilted plane ``field`` (in place): the background rises
+    to the field and the objects' contrast over it shrinks by as much, as under haze or uneven
+    illumination that the image's percentile normalization cannot undo."""
+    height, width = x.shape[:2]
+    angle = float(rng.uniform(0.0, 2.0 * np.pi))
+    tilt = float(rng.uniform(0.0, aug.max_tilt))
+    ys = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None] * (tilt * np.cos(angle))
+    xs = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :] * (tilt * np.sin(angle))
+    field = np.clip(ys + xs + float(rng.uniform(*aug.background_range)), 0.0, 0.95)[..., None]
+    x *= 1.0 - field
+    x += field
     return x
 
 

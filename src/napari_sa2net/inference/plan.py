@@ -248,7 +248,9 @@ def plan_run(
     longest = max(min(choice.tile, n) for n in shape)
     chunk = max(chunk, -(-longest // 16) * 16)
     mode = "binary" if net.num_classes == 1 else "instance"
-    min_size = auto_min_size(net.metadata, settings.min_size)
+    # Size filter on the grid the model sees: from the measured objects when there are some.
+    measured = None if size is None or size.diameter is None else size.diameter * factor
+    min_size = auto_min_size(net.metadata, settings.min_size, measured)
     return RunPlan(
         settings=settings,
         source=source,

@@ -88,9 +88,10 @@ class SegmentSettings:
     interior_threshold, foreground_threshold : float
         Interior probability that seeds an object; foreground probability of object pixels.
     min_size : int, optional
-        Objects with fewer pixels are removed; ``None``: a tenth of the area of the model's
-        typical object (55 px for the bundled model; 16 px for a model that records no size),
-        see :func:`.postprocess.auto_min_size`. Objects touching the image's edge (nuclei cut
+        Objects with fewer pixels are removed; ``None``: a fifth of the area of the image's
+        typical object when ``diameter="auto"`` measured it, else of the model's (111 px for
+        the bundled model; 16 px for a model that records no size), see
+        :func:`.postprocess.auto_min_size`. Objects touching the image's edge (nuclei cut
         by it) are kept down to a quarter of it.
     chunk : int, optional
         Chunk edge of the pipeline (default :func:`.sizing.default_chunk`); never less than
