@@ -60,3 +60,12 @@ def test_a_bad_boundary_width_is_refused_by_name(tiny_folders, tmp_path, capsys)
         assert exit_.value.code == 2
         assert "--boundary-width" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_an_unknown_augmentation_is_one_line_naming_the_flag(tiny_folders, tmp_path, capsys):
+    f = tiny_folders
+    args = ["train", "--images", str(f["images"]), "--labels", str(f["labels"])]
+    assert main([*args, "--out", str(tmp_path / "m.pt"), "--augment", "strong"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--augment" in err and "basic, medium, wide" in err
+    assert not (tmp_path / "m.pt").exists()

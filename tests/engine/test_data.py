@@ -148,6 +148,9 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     assert hazy.min() > 0.05 and hazy.max() <= 1.0 + 1e-6  # a raised floor, the top kept
     assert np.ptp(hazy) < np.ptp(ramp)  # less contrast over it
     assert wide.p_background > 0 and wide.noise_range[1] > Augmentation().noise_range[1]
+    medium = Augmentation.preset("medium", 0.3)  # basic's geometry, fewer faulty crops
+    assert medium.p_affine == Augmentation().p_affine and medium.gain_range == (0.8, 1.25)
+    assert 0 < medium.p_noise < wide.p_noise and 0 < medium.p_background < wide.p_background
     x, y = sampler(augmentation=wide).batch(16)
     assert np.isfinite(x).all() and set(np.unique(y)) <= {0, 1, 2, IGNORE}
     assert "wide" in PRESETS

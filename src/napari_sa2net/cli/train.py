@@ -46,9 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of the objects' median diameter, 1-5 px; 3 px for 27-px nuclei)",
     )  # fmt: skip
     parser.add_argument(
-        "--augment", choices=("basic", "wide"), default="basic",
-        help="basic: flips, turns, mild intensity jitter; wide: also blur, saturation, noise "
-        "and few grey levels",
+        "--augment", default="basic", metavar="basic|medium|wide",
+        help="basic: flips, turns, mild intensity jitter; medium: also blur, saturation, "
+        "uneven background, noise and few grey levels on a few crops; wide: on most crops",
     )  # fmt: skip
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--resume", type=Path, help="continue from OUT.last.pt of an earlier run")

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 #: Names accepted by :meth:`Augmentation.preset` (``TrainConfig.augment``).
-PRESETS = ("basic", "wide")
+PRESETS = ("basic", "medium", "wide")
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,21 @@ class Augmentation:
 
     @classmethod
     def preset(cls, name: str, scale_jitter: float = 0.0) -> Augmentation:
-        """``"basic"`` (geometry + mild jitter) or ``"wide"`` (also the acquisition's faults).
+        """``"basic"`` (geometry + mild jitter), ``"medium"`` (basic, and each acquisition fault
+        on a few crops: about half the crops keep none) or ``"wide"`` (stronger jitter, and
+        the faults on most crops).
 
         ``scale_jitter=s`` zooms by a factor in ``[1/(1+s), 1+s]``: a quarter of the crops with
-        ``"basic"``, half of them with ``"wide"``.
+        ``"basic"`` and ``"medium"``, half of them with ``"wide"``.
         """
         scales = (1 / (1 + scale_jitter), 1 + scale_jitter)
         if name == "basic":
             return cls(scale_range=scales)
+        if name == "medium":  # basic's geometry and jitter; each fault on a few crops
+            return cls(
+                scale_range=scales, p_blur=0.1, p_saturate=0.05, p_noise=0.2, p_quantize=0.05,
+                p_background=0.15, noise_range=(0.01, 0.3),
+            )  # fmt: skip
         if name == "wide":
             return cls(
                 p_affine=0.5, scale_range=scales, gain_range=(0.7, 1.4), gamma_range=(0.7, 1.4),

@@ -82,7 +82,8 @@ class TrainConfig:
     ``steps_per_epoch=None``: one epoch sees about as many pixels as the training set holds.
     ``scale_jitter=s`` samples a quarter of the crops (``augment="wide"``: half) at a random
     zoom in ``[1/(1+s), 1+s]``. ``augment``: ``"basic"`` geometry and mild intensity jitter,
-    ``"wide"`` also blur, saturation, noise and few grey levels (``engine.augment``).
+    ``"medium"`` also blur, saturation, uneven background, noise and few grey levels on a few
+    crops, ``"wide"`` on most (``engine.augment``).
     ``boundary_width``: pixels of the boundary class inside each object (instance mode);
     ``None`` (the default) sets it from the training objects' median diameter
     (:func:`auto_boundary_width`: 3 px for 27-px nuclei), and the checkpoint's recipe records
@@ -151,7 +152,9 @@ class TrainConfig:
         if not 0 <= self.scale_jitter < 1:
             raise ValueError(f"{named('scale_jitter')} must be in [0, 1), got {self.scale_jitter}")
         if self.augment not in PRESETS:
-            raise ValueError(f"augment must be one of {', '.join(PRESETS)}, got {self.augment!r}")
+            raise ValueError(
+                f"{named('augment')} must be one of {', '.join(PRESETS)}, got {self.augment!r}"
+            )
         if not self.contact_weight >= 1:
             raise ValueError(
                 f"contact_weight must be at least 1 (1 = off), got {self.contact_weight}"
