@@ -67,5 +67,7 @@ def test_an_unknown_augmentation_is_one_line_naming_the_flag(tiny_folders, tmp_p
     args = ["train", "--images", str(f["images"]), "--labels", str(f["labels"])]
     assert main([*args, "--out", str(tmp_path / "m.pt"), "--augment", "strong"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--augment" in err and "basic, medium, wide" in err
+    from napari_sa2net.engine.augment import PRESETS
+
+    assert err.count("\n") == 0 and "--augment" in err and ", ".join(PRESETS) in err
     assert not (tmp_path / "m.pt").exists()

@@ -151,6 +151,9 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     medium = Augmentation.preset("medium", 0.3)  # basic's geometry, fewer faulty crops
     assert medium.p_affine == Augmentation().p_affine and medium.gain_range == (0.8, 1.25)
     assert 0 < medium.p_noise < wide.p_noise and 0 < medium.p_background < wide.p_background
+    photometric = Augmentation.preset("photometric", 0.3)  # only the faults of low light
+    assert photometric.p_noise > 0 and photometric.p_background > 0
+    assert photometric.p_blur == photometric.p_saturate == photometric.p_quantize == 0
     x, y = sampler(augmentation=wide).batch(16)
     assert np.isfinite(x).all() and set(np.unique(y)) <= {0, 1, 2, IGNORE}
     assert "wide" in PRESETS
