@@ -151,6 +151,8 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     medium = Augmentation.preset("medium", 0.3)  # basic's geometry, fewer faulty crops
     assert medium.p_affine == Augmentation().p_affine and medium.gain_range == (0.8, 1.25)
     assert 0 < medium.p_noise < wide.p_noise and 0 < medium.p_background < wide.p_background
+    noise = Augmentation.preset("noise", 0.3)  # shot + read noise only
+    assert noise.p_noise > 0 and noise.p_background == noise.p_blur == 0
     photometric = Augmentation.preset("photometric", 0.3)  # only the faults of low light
     assert photometric.p_noise > 0 and photometric.p_background > 0
     assert photometric.p_blur == photometric.p_saturate == photometric.p_quantize == 0

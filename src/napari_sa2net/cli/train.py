@@ -46,10 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of the objects' median diameter, 1-5 px; 3 px for 27-px nuclei)",
     )  # fmt: skip
     parser.add_argument(
-        "--augment", default="basic", metavar="basic|photometric|medium|wide",
-        help="basic: flips, turns, mild intensity jitter; photometric: also noise or an uneven "
-        "background on some crops; medium: also blur, saturation, "
-        "uneven background, noise and few grey levels on a few crops; wide: on most crops",
+        "--augment", default="basic", metavar="basic|noise|photometric|medium|wide",
+        help="basic: flips, turns, mild intensity jitter; noise: also shot/read noise on "
+        "some crops; photometric: also noise or an uneven background on some crops; medium: "
+        "also blur, saturation, uneven background, noise and few grey levels on a few crops; "
+        "wide: on most crops",
     )  # fmt: skip
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--resume", type=Path, help="continue from OUT.last.pt of an earlier run")

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 #: Names accepted by :meth:`Augmentation.preset` (``TrainConfig.augment``).
-PRESETS = ("basic", "photometric", "medium", "wide")
+PRESETS = ("basic", "noise", "photometric", "medium", "wide")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class Augmentation:
 
     @classmethod
     def preset(cls, name: str, scale_jitter: float = 0.0) -> Augmentation:
-        """``"basic"`` (geometry + mild jitter), ``"photometric"`` (basic, and noise or an uneven
+        """``"basic"`` (geometry + mild jitter), ``"noise"`` (basic, and shot + read noise on some
+        crops), ``"photometric"`` (basic, and noise or an uneven
         background on some crops: the two faults that cost the basic model most in
         ``examples/robustness.py``; no blur, saturation or quantization, which blur the thin
         gaps between touching nuclei), ``"medium"`` (basic, and each acquisition fault on a few
@@ -70,6 +71,8 @@ class Augmentation:
         scales = (1 / (1 + scale_jitter), 1 + scale_jitter)
         if name == "basic":
             return cls(scale_range=scales)
+        if name == "noise":  # basic, and a photon-starved camera on some crops
+            return cls(scale_range=scales, p_noise=0.3, noise_range=(0.01, 0.3))
         if name == "photometric":  # basic, and low light / uneven illumination on some crops
             return cls(
                 scale_range=scales, p_noise=0.3, p_background=0.2, noise_range=(0.01, 0.3),

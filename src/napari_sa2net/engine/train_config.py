@@ -82,9 +82,9 @@ class TrainConfig:
     ``steps_per_epoch=None``: one epoch sees about as many pixels as the training set holds.
     ``scale_jitter=s`` samples a quarter of the crops (``augment="wide"``: half) at a random
     zoom in ``[1/(1+s), 1+s]``. ``augment``: ``"basic"`` geometry and mild intensity jitter,
-    ``"photometric"`` also noise or an uneven background on some crops, ``"medium"`` also
-    blur, saturation, uneven background, noise and few grey levels on a few crops, ``"wide"``
-    on most (``engine.augment``).
+    ``"noise"`` also shot and read noise on some crops, ``"photometric"`` also noise or an
+    uneven background on some crops, ``"medium"`` also blur, saturation, uneven background,
+    noise and few grey levels on a few crops, ``"wide"`` on most (``engine.augment``).
     ``boundary_width``: pixels of the boundary class inside each object (instance mode);
     ``None`` (the default) sets it from the training objects' median diameter
     (:func:`auto_boundary_width`: 3 px for 27-px nuclei), and the checkpoint's recipe records
