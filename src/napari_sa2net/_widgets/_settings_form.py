@@ -87,6 +87,10 @@ class SettingsForm(QWidget):
         self.tta = QComboBox()
         for text, value in (("off", 1), ("2 flips", 2), ("4 flips", 4), ("8 (flips + turns)", 8)):
             self.tta.addItem(text, value)
+        self.denoise = QComboBox()
+        for text, value in (("auto (low-light images)", "auto"), ("off", None), ("1 px", 1.0),
+                            ("1.5 px", 1.5), ("2 px", 2.0)):  # fmt: skip
+            self.denoise.addItem(text, value)
         self.scheduler = QLineEdit()
         self.scheduler.setPlaceholderText("local threads; or tcp://host:8786 (trusted only)")
         self._build(objects)
@@ -118,6 +122,9 @@ class SettingsForm(QWidget):
                 ("Diameter", self.diameter, "Typical nucleus diameter in this image; the image "
                  "is rescaled to the size the model was trained on. 'auto': measured on a "
                  "sample of the image first, and rescaled only when far from that size."),
+                ("Denoise", self.denoise, "Smooth the image by a Gaussian of this many pixels "
+                 "before the model, for photon-starved (noisy) images. 'auto': 1 px when the "
+                 "image's own noise is at least 4 % of its range, else none."),
             ]))  # fmt: skip
         layout.addWidget(form_group("Stacks and outputs", [
             ("Planes", self.planes, "Z-stacks and time-lapses: segment every plane (the labels "
@@ -160,6 +167,7 @@ class SettingsForm(QWidget):
             diameter=self.diameter.auto_value() or "auto",
             amp=self.amp.currentData(),
             tta=self.tta.currentData(),
+            denoise=self.denoise.currentData(),
             scheduler=self.scheduler.text().strip() or None,
             **self.stack_settings() | extra,
         )

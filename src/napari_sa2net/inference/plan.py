@@ -216,6 +216,7 @@ def plan_run(
     from ..io.atomic import check_writable, remove_stale_partials
     from ..model import resolve_device
     from .autosize import AUTO, estimate_size
+    from .denoise import smoothing_reach
     from .postprocess import auto_min_size
     from .rescale import rescale_source, scale_factor
     from .sizing import choose, default_chunk
@@ -241,7 +242,8 @@ def plan_run(
     source = rescale_source(original, factor, settings.chunk or 1024)
     shape = tuple(source.shape[:2])
     choice = choose(net, shape, device, tile=settings.tile, overlap=settings.overlap,
-                    batch_size=settings.batch_size, amp=settings.amp)  # fmt: skip
+                    batch_size=settings.batch_size, amp=settings.amp,
+                    extra_halo=smoothing_reach(settings.denoise))  # fmt: skip
     tiles = TilePlan(shape, choice.tile, choice.overlap)
     chunk = settings.chunk or default_chunk(device.type, choice.tile, choice.overlap)
     # A tile may spill into the next chunk only, never over it: chunks hold a whole tile.

@@ -25,6 +25,7 @@ import numpy as np
 
 from .._progress import Cancelled
 from ..normalization import Normalization
+from .denoise import smooth_batch
 from .settings import TTA_CHOICES
 
 Stats = tuple[np.ndarray, np.ndarray]
@@ -152,6 +153,9 @@ class Predictor(_Base):
     tta : int
         Test-time augmentation: average the probabilities of the first ``tta`` of the 8
         flips / rotations by 90° of each tile (:data:`TTA_CHOICES`; ``tta`` times the compute).
+    smooth : float, optional
+        Gaussian ``sigma`` (pixels) applied to each normalized tile before the model
+        (:mod:`.denoise`); ``None``: none.
     """
 
     concurrency = 1
@@ -165,6 +169,7 @@ class Predictor(_Base):
         activation: str = "auto",
         stats: Stats | None = None,
         tta: int = 1,
+        smooth: float | None = None,
     ) -> None:
         import torch
 
@@ -173,6 +178,7 @@ class Predictor(_Base):
         if tta not in TTA_CHOICES:
             raise ValueError(f"tta={tta!r} must be one of {TTA_CHOICES}; use tta=1 (off)")
         self.tta = int(tta)
+        self.smooth = None if not smooth else float(smooth)
         classes = getattr(model, "num_classes", None) or 1
         super().__init__(classes, batch_size, stats)
         self.device = torch.device(device)
@@ -218,6 +224,8 @@ class Predictor(_Base):
         self._check()
         with self._lock, torch.inference_mode():
             x = self.to_device(batch)
+            if self.smooth:
+                x = smooth_batch(x, self.smooth)
             probs = None
             for forward, back in TRANSFORMS[: self.tta]:  # test-time augmentation
                 p = back(self._activate(self._forward(forward(x)).float()))

@@ -170,17 +170,33 @@ def _scan(plan: RunPlan, report: Reporter) -> Scan:
 
     scheduler = plan.execution.client or ("threads" if plan.execution.workers > 1 else "sync")
     return scan(plan.source.data, plan.tiles, plan.net.normalization,
-                plan.settings.skip_background, scheduler, progress)  # fmt: skip
+                plan.settings.skip_background, scheduler, progress,
+                measure_noise=plan.settings.denoise == "auto")  # fmt: skip
 
 
-def _predictor(plan: RunPlan, found: Scan, report: Reporter, make: Any = None) -> Any:
+def _smoothing(plan: RunPlan, found: Scan, report: Reporter, custom: bool) -> dict[str, Any]:
+    """What :mod:`.denoise` decided for this run (its provenance entry); announced when
+    ``"auto"`` smooths. A ``custom`` predictor (``run_plan(predictor=...)``) is not smoothed."""
+    from .denoise import denoise_sigma, relative_noise
+
+    relative = relative_noise(found.noise, found.stats)
+    sigma = None if custom else denoise_sigma(plan.settings.denoise, relative)
+    if sigma is not None and plan.settings.denoise == "auto":
+        report.post("scan", 1, 1, f"low-light image (noise {relative:.1%} of its range): "
+                    f"tiles smoothed by a {sigma:g}-px Gaussian (denoise off: never)")  # fmt: skip
+    noise = None if relative is None else round(relative, 5)
+    return {"setting": plan.settings.denoise, "noise": noise, "sigma": sigma}
+
+
+def _predictor(plan: RunPlan, found: Scan, report: Reporter, make: Any = None,
+               smooth: float | None = None) -> Any:  # fmt: skip
     from .predictor import Predictor
 
     if make is not None:
         predictor = make(found.stats)
     else:
         predictor = Predictor(plan.net, plan.device, plan.amp, plan.batch_size,
-                              stats=found.stats, tta=plan.settings.tta)  # fmt: skip
+                              stats=found.stats, tta=plan.settings.tta, smooth=smooth)  # fmt: skip
     predictor.cancel_event = report.cancel
     predictor.on_batch = report.on_batch
     client = plan.execution.client
@@ -199,7 +215,8 @@ def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
     if found.covered is not None:
         report.payload(BackgroundMap(~found.covered, found.cell, plan.shape, plan.image_shape,
                                      len(found.skip), len(plan.tiles)))  # fmt: skip
-    predictor = _predictor(plan, found, report, make)
+    smoothing = _smoothing(plan, found, report, make is not None)
+    predictor = _predictor(plan, found, report, make, smoothing["sigma"])
     scratch = Scratch(plan.shape, plan.chunking.chunk, folder)
     sink = MapSink(scratch, plan.thresholds)
     on_chunk = None
@@ -229,6 +246,7 @@ def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
     area = numbering.area if direct else _restore(plan, labels, slot)
     provenance = _provenance(plan, found, numbering.count, warnings)
     provenance["tiling"] = summary.to_dict()
+    provenance["denoise"] = smoothing
     return SegmentResult(None, None, numbering.count, 0.0, str(plan.device), summary,
                          provenance, area, warnings)  # fmt: skip
 

@@ -307,16 +307,23 @@ def scan(
     skip_background: bool,
     scheduler: Any = None,
     on_progress: Callable[[int, int], Any] | None = None,
+    measure_noise: bool = False,
 ) -> Scan:
-    """Read ``image`` (``YXC``, numpy or dask) once: statistics and the tiles to skip."""
+    """Read ``image`` (``YXC``, numpy or dask) once: statistics and the tiles to skip.
+
+    The cell maps (and with them the image's noise) are built when ``skip_background`` or
+    ``measure_noise`` asks for them; without ``skip_background`` no tile is skipped.
+    """
     cell = cell_size(plan.shape)
-    parts = read_parts(image, cell, skip_background, scheduler, on_progress)
+    parts = read_parts(image, cell, skip_background or measure_noise, scheduler, on_progress)
     sample = np.concatenate([p.sample for p in parts])
     stats = normalization.from_sample(sample)
-    if not skip_background:
+    if not (skip_background or measure_noise):
         return Scan(stats, frozenset(), cell, None, None)
     maps = assemble(parts, plan.shape, cell)
     background, noise = background_cells(maps, stats[1] - stats[0])
+    if not skip_background:
+        return Scan(stats, frozenset(), cell, None, noise)
     skip = skipped_tiles(plan, background, cell)
     covered = covered_cells(plan, skip, background.shape, cell)
     if skip and len(skip) < len(plan):

@@ -159,6 +159,18 @@ def check_stitch(stitch_z: Any) -> None:
         raise SettingError("stitch_z", stitch_z, "must be an overlap (IoU) in (0, 1]", 0.25)
 
 
+def check_denoise(denoise: Any) -> None:
+    """Refuse a smoothing that is not ``None``, ``"auto"`` or a sigma in (0, 5] pixels."""
+    if denoise is None or denoise == "auto":
+        return
+    from .denoise import MAX_SIGMA
+
+    number = isinstance(denoise, (int, float)) and not isinstance(denoise, bool)
+    if not number or not 0.0 < denoise <= MAX_SIGMA:
+        problem = f"must be a sigma in (0, {MAX_SIGMA:g}] pixels, 'auto' or off"
+        raise SettingError("denoise", denoise, problem, 1)
+
+
 def check_exports(export: Any) -> tuple[str, ...]:
     """``export`` as a sorted tuple of known formats (a string or an iterable of them)."""
     if export is None:

@@ -29,6 +29,7 @@ from .setting_checks import (
     SettingError,
     aligned,
     check_axes,
+    check_denoise,
     check_exports,
     check_stitch,
     fraction,
@@ -106,6 +107,11 @@ class SegmentSettings:
     tta : int
         Test-time augmentation: average the probabilities of 1 (off), 2, 4 or 8 flips /
         rotations of every tile (that many times the compute).
+    denoise : float or "auto", optional
+        Gaussian ``sigma`` in pixels (of the grid the model sees) applied to every tile before
+        the model, for photon-starved images. ``"auto"`` (the default): 1 px when the image's
+        own noise is at least 4 % of its intensity span (low light), none otherwise, see
+        :mod:`.denoise`; ``None``: never.
     plane : int or dict, optional
         Which plane(s) of a Z-stack / time-lapse to segment: ``None`` every plane (the labels
         keep the image's Z and T axes), an index along the image's one plane axis, or
@@ -141,6 +147,7 @@ class SegmentSettings:
     scale: float | None = None
     diameter: float | str | None = "auto"
     tta: int = 1
+    denoise: float | str | None = "auto"
     plane: Plane = None
     axes: str | None = None
     stitch_z: float | None = None
@@ -207,6 +214,7 @@ class SegmentSettings:
             raise SettingError("scale", self.scale, "must lie between 0.1 and 10", 1.0)
         if self.tta not in TTA_CHOICES or isinstance(self.tta, bool):
             raise SettingError("tta", self.tta, "must be 1 (off), 2, 4 or 8", 8)
+        check_denoise(self.denoise)
         channels = () if self.channel is None else self.channel
         channels = (channels,) if isinstance(channels, int) else channels
         for channel in channels:

@@ -131,12 +131,17 @@ def choose(
     overlap: int | None = None,
     batch_size: int | None = None,
     amp: bool | None = None,
+    extra_halo: int = 0,
 ) -> Choice:
-    """Tile, overlap and batch size: the user's values, or automatic ones."""
+    """Tile, overlap and batch size: the user's values, or automatic ones.
+
+    An automatic overlap gives every blended pixel the model's halo plus ``extra_halo``
+    pixels (the reach of the tiles' smoothing, :func:`.denoise.smoothing_reach`).
+    """
     # Measuring the reach costs a forward and backward pass (seconds on a CPU for the larger
     # configurations), so it only happens when the overlap is automatic.
     if overlap is None:
-        overlap = overlap_for_halo(model_halo(net))
+        overlap = overlap_for_halo(model_halo(net) + extra_halo)
     use_amp = device.type == "cuda" and amp is not False
     width = net.config.width
     budget = available_bytes(device) // 2
