@@ -123,8 +123,8 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def diameter_value(text: str) -> float | str | None:
-    """``--diameter``: pixels, ``auto`` (measure it) or ``off`` (no rescaling)."""
+def _auto_off_or_number(text: str, noun: str, example: str) -> float | str | None:
+    """``auto``, ``off`` / ``none`` (``None``) or a number; else one line naming ``noun``."""
     word = text.strip().lower()
     if word == "auto":
         return "auto"
@@ -134,23 +134,18 @@ def diameter_value(text: str) -> float | str | None:
         return float(word)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a diameter: give pixels (e.g. 30), auto or off"
+            f"{text!r} is not {noun}: give {example}, auto or off"
         ) from None
+
+
+def diameter_value(text: str) -> float | str | None:
+    """``--diameter``: pixels, ``auto`` (measure it) or ``off`` (no rescaling)."""
+    return _auto_off_or_number(text, "a diameter", "pixels (e.g. 30)")
 
 
 def denoise_value(text: str) -> float | str | None:
     """``--denoise``: a Gaussian sigma in pixels, ``auto`` or ``off``."""
-    word = text.strip().lower()
-    if word == "auto":
-        return "auto"
-    if word in ("off", "none"):
-        return None
-    try:
-        return float(word)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a smoothing: give a sigma in pixels (e.g. 1), auto or off"
-        ) from None
+    return _auto_off_or_number(text, "a smoothing", "a sigma in pixels (e.g. 1)")
 
 
 #: Flags whose values go into the settings unchanged, by field name.
