@@ -4,7 +4,7 @@ Usage::
 
     python examples/robustness.py TRAIN_DIR VAL_DIR --cv cv/RECIPE --out robust.csv \\
         [--kinds clean,lowlight,dim8,saturated,blur,gradient] [--folds 0,1,2] \\
-        [--min-fraction 0.1] [--denoise auto,off]
+        [--min-fraction 0.1] [--denoise auto,off] [--flatten auto,off]
     python examples/robustness.py --summarize robust.csv [other.csv ...]
 
 ``--cv`` is a results folder of ``examples/cross_validate.py`` (its ``fold-K/model.last.pt``);
@@ -23,7 +23,8 @@ degradations stand for acquisitions the training data does not hold:
 Each degradation draws its noise from a generator seeded by the image's index, so a file of rows
 is reproducible. ``--min-fraction F`` sets the size filter to F times the area of the fold
 model's typical nucleus (default: the engine's own rule). ``--denoise`` scores each given
-smoothing setting (``auto``, ``off`` or a sigma in pixels; default ``auto``, the engine's).
+smoothing setting (``auto``, ``off`` or a sigma in pixels; default ``auto``, the engine's),
+``--flatten`` each flattening setting (``auto``, ``on``, ``off``; default ``auto``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cross_validate import load_items
 
 from napari_sa2net import load_model, segment
-from napari_sa2net.cli._settings_args import denoise_value
+from napari_sa2net.cli._settings_args import denoise_value, flatten_value
 from napari_sa2net.engine.crossval import crowded_counts, crowded_mask, group_folds
 from napari_sa2net.engine.evaluation import score_labels
 from napari_sa2net.inference.rescale import DIAMETER_KEY
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> None:
     folds = group_folds([it["name"] for it in items], 3)
     kinds = args.kinds.split(",")
     smoothings = args.denoise.split(",")
+    flattenings = args.flatten.split(",")
     rows = []
     for k in (int(v) for v in args.folds.split(",")):
         model = load_model(str(args.cv / f"fold-{k}" / "model.last.pt"))
@@ -112,19 +114,21 @@ def run(args: argparse.Namespace) -> None:
         for i in folds[k]:
             item, truth = items[i], items[i]["truth"]
             region = crowded_mask(truth)
-            for kind, smooth in itertools.product(kinds, smoothings):
+            for kind, smooth, flat in itertools.product(kinds, smoothings, flattenings):
                 result = segment(degrade(item["array"], kind, i), model=model, device="cpu",
                                  diameter=None, min_size=min_size,
-                                 denoise=denoise_value(smooth))  # fmt: skip
+                                 denoise=denoise_value(smooth),
+                                 flatten=flatten_value(flat))  # fmt: skip
                 crowd = crowded_counts(truth, result.labels, region)
                 rows.append({
                     "fold": k, "image": item["key"], "kind": kind, "denoise": smooth,
-                    "sigma": result.provenance["denoise"]["sigma"],
+                    "sigma": result.provenance["denoise"]["sigma"], "flatten": flat,
+                    "flattened": result.provenance["flatten"]["applied"],
                     **score_labels(truth, result.labels),
                     "crowd_true": crowd.n_true, "crowd_pred": crowd.n_pred,
                     "crowd_hit": crowd.matched_true[0.5] + crowd.matched_pred[0.5],
                 })  # fmt: skip
-                print(f"fold {k} {item['key']} {kind} denoise {smooth}: "
+                print(f"fold {k} {item['key']} {kind} denoise {smooth} flatten {flat}: "
                       f"F1 {rows[-1]['f1_50']:.3f}", flush=True)  # fmt: skip
     with open(args.out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -138,14 +142,19 @@ def summarize(paths: list[Path]) -> None:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         print(path)
-        for kind, smooth in dict.fromkeys((r["kind"], r.get("denoise", "off")) for r in rows):
-            chosen = [r for r in rows if r["kind"] == kind and r.get("denoise", "off") == smooth]
+
+        def setup(r: dict) -> tuple:
+            return r["kind"], r.get("denoise", "off"), r.get("flatten", "off")
+
+        for kind, smooth, flat in dict.fromkeys(setup(r) for r in rows):
+            chosen = [r for r in rows if setup(r) == (kind, smooth, flat)]
             per: dict[str, list] = {}
             for r in chosen:
                 per.setdefault(r["fold"], []).append(r)
             smoothed = sum(1 for r in chosen if r.get("sigma") not in (None, "", "None"))
-            folds = ",".join(sorted(per))
-            line = f"  {kind:10s} denoise {smooth:4s} ({smoothed} smoothed) folds {folds}"
+            flattened = sum(1 for r in chosen if r.get("flattened") == "True")
+            line = (f"  {kind:10s} denoise {smooth:4s} ({smoothed} smoothed) flatten {flat:4s} "
+                    f"({flattened} flattened) folds {','.join(sorted(per))}")  # fmt: skip
             for m in METRICS:
                 means = np.array([np.mean([float(r[m]) for r in per[f]]) for f in sorted(per)])
                 line += f"  {m} {means.mean():.3f} ± {means.std():.3f}"
@@ -164,6 +173,7 @@ def main() -> None:
     parser.add_argument("--folds", default="0,1,2")
     parser.add_argument("--min-fraction", type=float, default=None)
     parser.add_argument("--denoise", default="auto", help="comma-separated: auto, off, sigma")
+    parser.add_argument("--flatten", default="auto", help="comma-separated: auto, on, off")
     parser.add_argument("--summarize", type=Path, nargs="*", help="CSV files to tabulate")
     args = parser.parse_args()
     if args.summarize:

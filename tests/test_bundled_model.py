@@ -61,3 +61,22 @@ def test_a_low_light_image_is_smoothed_and_segmented_like_a_well_exposed_one():
     assert f1_smoothed > 0.8 and f1_smoothed > score_labels(truth, raw.labels)["f1_50"] + 0.2
     clean = segment(tifffile.imread(DATA / "nuclei_crop_image.tif"), device="cpu")
     assert clean.provenance["denoise"]["sigma"] is None  # a well-exposed image is left sharp
+
+
+def test_an_unevenly_lit_image_is_flattened_and_segmented_like_an_even_one():
+    """The crop under a background rising left to right to 0.9 of the nuclei's brightness (the
+    nuclei's contrast shrinking with it): ``flatten="auto"`` subtracts the field; without it
+    the bright side's background reads as nucleus and objects merge."""
+    image = tifffile.imread(DATA / "nuclei_crop_image.tif").astype(np.float32)
+    truth = tifffile.imread(DATA / "nuclei_crop_labels.tif")
+    low, high = np.percentile(image, (1, 99.8))
+    x = (image - low) / (high - low)
+    ramp = np.linspace(0, 0.9, x.shape[1], dtype=np.float32)[None, :]
+    lit = ((x * (1 - 0.4 * ramp / 0.9) + ramp) * 3000 + 100).astype(np.uint16)
+    flat = segment(lit, device="cpu")
+    assert flat.provenance["flatten"]["applied"]
+    raw = segment(lit, device="cpu", flatten=False)
+    f1 = score_labels(truth, flat.labels)["f1_50"]
+    assert f1 > 0.8 and f1 > score_labels(truth, raw.labels)["f1_50"] + 0.2
+    even = segment(tifffile.imread(DATA / "nuclei_crop_image.tif"), device="cpu")
+    assert not even.provenance["flatten"]["applied"]  # evenly lit: left as it is

@@ -68,7 +68,8 @@ def _seam_check(model, size, tile, same_objects):
         overlap=overlap,
         device="cpu",
         skip_background=False,
-        denoise=None,  # random texture reads as a noisy image: "auto" would smooth it
+        denoise=None,  # random texture reads as a noisy image: "auto" would smooth it,
+        flatten=False,  # and as an unevenly lit one: "auto" would flatten it
         **thresholds,
     )
     assert result.n_objects == expected.max() > 20

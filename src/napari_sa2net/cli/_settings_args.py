@@ -52,6 +52,14 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         help="smooth every tile by a Gaussian of SIGMA px before the model, for low-light "
         "images; default auto: 1 px when the image's noise is at least 4%% of its range",
     )
+    tiling.add_argument(
+        "--flatten",
+        type=flatten_value,
+        default="auto",
+        metavar="auto|on|off",
+        help="subtract the background of uneven illumination (vignetting, haze) before the "
+        "model; default auto: only where it varies by at least 30%% of the image's range",
+    )
     objects = parser.add_argument_group("objects")
     objects.add_argument(
         "--interior-threshold",
@@ -148,10 +156,20 @@ def denoise_value(text: str) -> float | str | None:
     return _auto_off_or_number(text, "a smoothing", "a sigma in pixels (e.g. 1)")
 
 
+def flatten_value(text: str) -> bool | str:
+    """``--flatten``: ``auto``, ``on`` or ``off``."""
+    word = text.strip().lower()
+    choices = {"auto": "auto", "on": True, "off": False}
+    if word not in choices:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a choice: give auto, on or off")
+    return choices[word]
+
+
 #: Flags whose values go into the settings unchanged, by field name.
 FIELDS = ("model", "device", "amp", "tile", "overlap", "batch_size", "chunk", "skip_background",
           "scheduler", "interior_threshold", "foreground_threshold", "min_size", "diameter",
-          "scale", "tta", "denoise", "plane", "axes", "stitch_z", "measure", "export")  # fmt: skip
+          "scale", "tta", "denoise", "flatten", "plane", "axes", "stitch_z", "measure",
+          "export")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

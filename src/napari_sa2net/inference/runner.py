@@ -169,9 +169,28 @@ def _scan(plan: RunPlan, report: Reporter) -> Scan:
         report.post("scan", done, total, "reading the image")
 
     scheduler = plan.execution.client or ("threads" if plan.execution.workers > 1 else "sync")
+    from .flatten import reach_px
+
     return scan(plan.source.data, plan.tiles, plan.net.normalization,
                 plan.settings.skip_background, scheduler, progress,
-                measure_noise=plan.settings.denoise == "auto")  # fmt: skip
+                measure_noise=plan.settings.denoise == "auto", flatten=plan.settings.flatten,
+                reach=reach_px(plan.net.metadata))  # fmt: skip
+
+
+def _flattening(plan: RunPlan, found: Scan, report: Reporter) -> tuple[Any, dict[str, Any]]:
+    """The image the tiles are read from (flattened when the scan estimated a field to
+    subtract) and the run's provenance entry; announced when ``"auto"`` flattens."""
+    from .flatten import flatten_data
+
+    uneven = None if found.unevenness is None else round(found.unevenness, 4)
+    entry = {"setting": plan.settings.flatten, "unevenness": uneven,
+             "applied": found.field is not None}  # fmt: skip
+    if found.field is None:
+        return plan.source.data, entry
+    if plan.settings.flatten == "auto":
+        report.post("scan", 1, 1, f"uneven illumination (background varies by {uneven:.0%} of "
+                    "the range): flattened before the model (flatten off: never)")  # fmt: skip
+    return flatten_data(plan.source.data, found.field, found.cell), entry
 
 
 def _smoothing(plan: RunPlan, found: Scan, report: Reporter, custom: bool) -> dict[str, Any]:
@@ -216,6 +235,7 @@ def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
         report.payload(BackgroundMap(~found.covered, found.cell, plan.shape, plan.image_shape,
                                      len(found.skip), len(plan.tiles)))  # fmt: skip
     smoothing = _smoothing(plan, found, report, make is not None)
+    data, flattening = _flattening(plan, found, report)
     predictor = _predictor(plan, found, report, make, smoothing["sigma"])
     scratch = Scratch(plan.shape, plan.chunking.chunk, folder)
     sink = MapSink(scratch, plan.thresholds)
@@ -232,7 +252,7 @@ def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
         trim_if_above()  # freed accumulators and maps back to the system, not kept
         return classes
 
-    predict_chunks(plan.source.data, plan.tiles, plan.chunking, predictor, found.skip,
+    predict_chunks(data, plan.tiles, plan.chunking, predictor, found.skip,
                    store, plan.execution, on_chunk)  # fmt: skip
     report.check()
     summary = TilingSummary(plan.tiles.tile, plan.tiles.overlap, plan.batch_size,
@@ -247,6 +267,7 @@ def _segment(plan: RunPlan, slot: Any, folder: Path | None, report: Reporter,
     provenance = _provenance(plan, found, numbering.count, warnings)
     provenance["tiling"] = summary.to_dict()
     provenance["denoise"] = smoothing
+    provenance["flatten"] = flattening
     return SegmentResult(None, None, numbering.count, 0.0, str(plan.device), summary,
                          provenance, area, warnings)  # fmt: skip
 

@@ -82,7 +82,8 @@ class Scan:
     Attributes
     ----------
     stats : tuple of np.ndarray
-        Per-channel normalization ``(low, high)`` in raw units.
+        Per-channel normalization ``(low, high)`` in raw units (of the flattened image when
+        :attr:`field` is set).
     skip : frozenset of int
         Indices of the plan's tiles that are empty background.
     cell : int
@@ -91,6 +92,11 @@ class Scan:
         ``rows × cols`` bool: cells some predicted tile touches (``None`` without the map).
     noise : np.ndarray or None
         The image's noise ``σ`` per channel (raw units).
+    field : np.ndarray or None
+        ``rows × cols × C`` background field at the cell centres (raw units) that the run
+        subtracts from the image (:mod:`.flatten`); ``None``: the image is used as it is.
+    unevenness : float or None
+        The estimated field's range over the normalization span (``None``: not estimated).
     """
 
     stats: tuple[np.ndarray, np.ndarray]
@@ -98,6 +104,8 @@ class Scan:
     cell: int
     covered: np.ndarray | None
     noise: np.ndarray | None
+    field: np.ndarray | None = None
+    unevenness: float | None = None
 
 
 @dataclass(frozen=True)
@@ -308,30 +316,57 @@ def scan(
     scheduler: Any = None,
     on_progress: Callable[[int, int], Any] | None = None,
     measure_noise: bool = False,
+    flatten: bool | str = False,
+    reach: float = 64.0,
 ) -> Scan:
     """Read ``image`` (``YXC``, numpy or dask) once: statistics and the tiles to skip.
 
-    The cell maps (and with them the image's noise) are built when ``skip_background`` or
-    ``measure_noise`` asks for them; without ``skip_background`` no tile is skipped.
+    The cell maps (and with them the image's noise) are built when ``skip_background``,
+    ``measure_noise`` or ``flatten`` asks for them; without ``skip_background`` no tile is
+    skipped. ``flatten`` (``True`` or ``"auto"``, see :mod:`.flatten`) estimates the
+    background field from the maps (opening half-width ``reach`` pixels); when it is used, the
+    statistics and the background test are those of the image minus the field.
     """
     cell = cell_size(plan.shape)
-    parts = read_parts(image, cell, skip_background or measure_noise, scheduler, on_progress)
+    with_map = bool(skip_background or measure_noise or flatten)
+    parts = read_parts(image, cell, with_map, scheduler, on_progress)
     sample = np.concatenate([p.sample for p in parts])
     stats = normalization.from_sample(sample)
-    if not (skip_background or measure_noise):
+    if not with_map:
         return Scan(stats, frozenset(), cell, None, None)
     maps = assemble(parts, plan.shape, cell)
+    sample_cells = np.concatenate([p.sample_cells for p in parts])
+    field, uneven = _field(maps, cell, stats, flatten, reach)
+    if field is not None:
+        maps = CellMaps(maps.mean - field, maps.low - field, maps.high - field, maps.noise)
+        sample = sample - field.reshape(-1, field.shape[-1])[sample_cells]
+        stats = normalization.from_sample(sample)
     background, noise = background_cells(maps, stats[1] - stats[0])
     if not skip_background:
-        return Scan(stats, frozenset(), cell, None, noise)
+        return Scan(stats, frozenset(), cell, None, noise, field, uneven)
     skip = skipped_tiles(plan, background, cell)
     covered = covered_cells(plan, skip, background.shape, cell)
     if skip and len(skip) < len(plan):
-        cells = tissue_cells(background, cell).ravel()
-        tissue = cells[np.concatenate([p.sample_cells for p in parts])]
+        tissue = tissue_cells(background, cell).ravel()[sample_cells]
         if tissue.any():
             stats = normalization.from_sample(sample[tissue])
-    return Scan(stats, skip, cell, covered, noise)
+    return Scan(stats, skip, cell, covered, noise, field, uneven)
+
+
+def _field(
+    maps: CellMaps, cell: int, stats: tuple, flatten: bool | str, reach: float
+) -> tuple[np.ndarray | None, float | None]:
+    """The background field to subtract (``None``: not asked, or ``"auto"`` and the image
+    evenly lit) and its unevenness."""
+    if not flatten:
+        return None, None
+    from .flatten import UNEVEN_THRESHOLD, background_field, unevenness
+
+    field = background_field(maps.low, cell, reach)
+    uneven = unevenness(field, stats)
+    if flatten == "auto" and uneven < UNEVEN_THRESHOLD:
+        return None, uneven
+    return field, uneven
 
 
 def tissue_cells(background: np.ndarray, cell: int) -> np.ndarray:

@@ -112,6 +112,10 @@ class SegmentSettings:
         the model, for photon-starved images. ``"auto"`` (the default): 1 px when the image's
         own noise is at least 4 % of its intensity span (low light), none otherwise, see
         :mod:`.denoise`; ``None``: never.
+    flatten : bool or "auto"
+        Subtract the background field of uneven illumination (vignetting, haze) before the
+        normalization, see :mod:`.flatten`. ``"auto"`` (the default): only where the field
+        spans at least 30 % of the image's intensity span; ``True``: always; ``False``: never.
     plane : int or dict, optional
         Which plane(s) of a Z-stack / time-lapse to segment: ``None`` every plane (the labels
         keep the image's Z and T axes), an index along the image's one plane axis, or
@@ -148,6 +152,7 @@ class SegmentSettings:
     diameter: float | str | None = "auto"
     tta: int = 1
     denoise: float | str | None = "auto"
+    flatten: bool | str = "auto"
     plane: Plane = None
     axes: str | None = None
     stitch_z: float | None = None
@@ -215,6 +220,8 @@ class SegmentSettings:
         if self.tta not in TTA_CHOICES or isinstance(self.tta, bool):
             raise SettingError("tta", self.tta, "must be 1 (off), 2, 4 or 8", 8)
         check_denoise(self.denoise)
+        if not (isinstance(self.flatten, bool) or self.flatten == "auto"):
+            raise SettingError("flatten", self.flatten, "must be True, False or 'auto'", "auto")
         channels = () if self.channel is None else self.channel
         channels = (channels,) if isinstance(channels, int) else channels
         for channel in channels:
