@@ -100,3 +100,16 @@ def test_the_cli_reads_flatten():
     assert flatten_value("off") is False
     with pytest.raises(argparse.ArgumentTypeError, match="give auto, on or off"):
         flatten_value("maybe")
+
+
+def test_the_segment_flags_reach_the_settings():
+    import argparse
+
+    from napari_sa2net.cli._settings_args import add_settings_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    assert settings_from_args(parser.parse_args([])).flatten == "auto"
+    chosen = settings_from_args(parser.parse_args(["--flatten", "off", "--denoise", "2"]))
+    assert chosen.flatten is False and chosen.denoise == 2.0
+    assert settings_from_args(parser.parse_args(["--denoise", "off"])).denoise is None

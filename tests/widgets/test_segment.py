@@ -160,8 +160,11 @@ def test_every_setting_reaches_the_engine(widget, tiny_checkpoint):
     form.scheduler.setText("tcp://10.0.0.1:8786")
     form.min_size.setValue(40)
     form.tta.setCurrentIndex(form.tta.findData(4))
+    assert (form.settings().denoise, form.settings().flatten) == ("auto", "auto")
+    form.denoise.setCurrentIndex(form.denoise.findData(1.5))
+    form.flatten.setCurrentIndex(form.flatten.findData(False))
     settings = widget.job_arguments()["settings"]
-    assert settings.tta == 4
+    assert settings.tta == 4 and settings.denoise == 1.5 and settings.flatten is False
     assert (settings.chunk, settings.skip_background, settings.amp) == (512, False, False)
     assert settings.scheduler == "tcp://10.0.0.1:8786" and settings.min_size == 40
 
