@@ -150,8 +150,11 @@ def test_distributed_equals_local(tiny, tmp_path, same_objects):
         "interior_threshold": 0.34,
         "foreground_threshold": 0.6,
         "min_size": 4,
+        "flatten": True,  # the field and the tiles' blur go to the workers too
+        "denoise": 1.0,
     }
     local = segment(image, out=tmp_path / "local.zarr", **kwargs)
+    assert local.provenance["flatten"]["applied"] and local.provenance["denoise"]["sigma"] == 1
     with (
         distributed.LocalCluster(
             processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
