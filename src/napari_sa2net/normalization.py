@@ -72,15 +72,19 @@ class Normalization:
         return low, high
 
     @staticmethod
+    def span(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Per-channel ``high - low`` (float32), 1 where a channel is constant."""
+        span = np.asarray(high, np.float32) - np.asarray(low, np.float32)
+        return np.where(span > 0, span, 1.0).astype(np.float32)
+
+    @staticmethod
     def apply(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Map a ``...C`` array to float32 with precomputed statistics; NaN/inf become 0.
 
         A constant channel (``high == low``) maps to zeros instead of dividing by zero.
         """
         low = np.asarray(low, np.float32)
-        span = np.asarray(high, np.float32) - low
-        span = np.where(span > 0, span, 1.0).astype(np.float32)
-        out = (np.asarray(image, np.float32) - low) / span
+        out = (np.asarray(image, np.float32) - low) / Normalization.span(low, high)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

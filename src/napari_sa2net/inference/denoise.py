@@ -34,8 +34,9 @@ def relative_noise(noise: np.ndarray | None, stats: tuple[np.ndarray, np.ndarray
     """The image's noise as a fraction of the normalization span (largest over channels)."""
     if noise is None:
         return None
-    span = np.maximum(np.asarray(stats[1], float) - np.asarray(stats[0], float), 1e-12)
-    return float(np.max(np.asarray(noise, float) / span))
+    from ..normalization import Normalization
+
+    return float(np.max(np.asarray(noise, float) / Normalization.span(*stats)))
 
 
 def denoise_sigma(setting: float | str | None, relative: float | None) -> float | None:

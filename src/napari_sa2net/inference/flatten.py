@@ -74,10 +74,10 @@ def background_field(low: np.ndarray, cell: int, reach: float) -> np.ndarray:
 def unevenness(field: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> float:
     """Range of the field (1st to 99th percentile) over the normalization span, largest over
     channels."""
-    span = np.maximum(np.asarray(stats[1], float) - np.asarray(stats[0], float), 1e-12)
-    flat = field.reshape(-1, field.shape[-1])
-    low, high = np.percentile(flat, (1, 99), axis=0)
-    return float(np.max((high - low) / span))
+    from ..normalization import Normalization
+
+    low, high = np.percentile(field.reshape(-1, field.shape[-1]), (1, 99), axis=0)
+    return float(np.max((high - low) / Normalization.span(*stats)))
 
 
 def _weights(

@@ -171,6 +171,12 @@ def check_denoise(denoise: Any) -> None:
         raise SettingError("denoise", denoise, problem, 1)
 
 
+def check_flatten(flatten: Any) -> None:
+    """Refuse a flattening that is not ``True``, ``False`` or ``"auto"``."""
+    if not (isinstance(flatten, bool) or flatten == "auto"):
+        raise SettingError("flatten", flatten, "must be True, False or 'auto'", "auto")
+
+
 def check_exports(export: Any) -> tuple[str, ...]:
     """``export`` as a sorted tuple of known formats (a string or an iterable of them)."""
     if export is None:

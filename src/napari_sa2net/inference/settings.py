@@ -31,6 +31,7 @@ from .setting_checks import (
     check_axes,
     check_denoise,
     check_exports,
+    check_flatten,
     check_stitch,
     fraction,
     parse_plane,
@@ -220,8 +221,7 @@ class SegmentSettings:
         if self.tta not in TTA_CHOICES or isinstance(self.tta, bool):
             raise SettingError("tta", self.tta, "must be 1 (off), 2, 4 or 8", 8)
         check_denoise(self.denoise)
-        if not (isinstance(self.flatten, bool) or self.flatten == "auto"):
-            raise SettingError("flatten", self.flatten, "must be True, False or 'auto'", "auto")
+        check_flatten(self.flatten)
         channels = () if self.channel is None else self.channel
         channels = (channels,) if isinstance(channels, int) else channels
         for channel in channels:
