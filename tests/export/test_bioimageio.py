@@ -88,7 +88,7 @@ def test_package_holds_what_the_issue_asks(package):
     arch = weights["pytorch_state_dict"]["architecture"]
     assert arch["callable"] == "SA2NetProbabilities" and len(arch["sha256"]) == 64
     assert arch["kwargs"] == {"width": 16, "in_channels": 1, "num_classes": 3,
-                              "name": "sa2net-small"}  # fmt: skip
+                              "name": "sa2net-small", "centre": False}  # fmt: skip
     [inp], [out] = rdf["inputs"], rdf["outputs"]
     [scale] = [p for p in inp["preprocessing"] if p["id"] == "scale_range"]
     assert scale["kwargs"]["axes"] == ["y", "x"]
@@ -279,3 +279,26 @@ def test_binary_rgb_model_exports_with_the_he_sample(tmp_path):
     assert probs.shape == (1, 1, 64, 64) and probs.min() >= 0 and probs.max() <= 1
     assert "he_region.tif" in card and "own images" in card  # no bundled data notice here
     assert sa2.load_model(result.path).num_classes == 1
+
+
+def test_a_centre_model_exports_its_centre_map_and_loads_back(tmp_path):
+    _needs_spec()
+    from napari_sa2net.export import export_bioimageio
+    from napari_sa2net.model import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("sa2net-tiny", 1, 3, centre=True)
+    path = save_checkpoint(model, tmp_path / "centre.pt")
+    result = export_bioimageio(path, tmp_path / "centre.zip", halo=16, test_size=64)
+    rdf, _ = _rdf(result.path)
+    [out] = rdf["outputs"]
+    assert out["axes"][1]["channel_names"] == ["background", "interior", "boundary", "centre"]
+    assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"]["centre"] is True
+    with zipfile.ZipFile(result.path) as archive:
+        probs = np.load(io.BytesIO(archive.read("test_output.npy")))
+        card = archive.read("README.md").decode()
+    assert probs.shape == (1, 4, 64, 64)
+    np.testing.assert_allclose(probs[0, :3].sum(0), 1.0, atol=1e-5)
+    assert "centre > 0.5" in card
+    loaded = sa2.load_model(result.path)
+    assert loaded.centre and loaded.num_outputs == 4

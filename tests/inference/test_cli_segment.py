@@ -85,6 +85,7 @@ def test_every_setting_has_a_flag_and_errors_name_it(tmp_path, checkpoint, capsy
         "interior_threshold": 0.3,
         "foreground_threshold": 0.4,
         "min_size": 5,
+        "seeds": "interior",  # this model has no centre map
     }
     assert meta["tiling"]["chunks"] == [64, 64] and meta["tiling"]["batch_size"] == 2
     capsys.readouterr()

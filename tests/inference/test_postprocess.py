@@ -104,3 +104,42 @@ def test_objects_cut_by_the_image_edge_are_kept_down_to_a_quarter_of_min_size(ch
     labels = probabilities_to_instances(probs, "instance", min_size=80, chunk=chunk)
     assert labels[1, 11] == 0 and labels[51, 62] == 0
     assert labels[32, 0] == labels[32, 20] > 0
+
+
+def _centre_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Touching disks (truth) and 4 maps whose interior joins every pair of touching disks."""
+    from napari_sa2net.engine.data import centre_map
+
+    rng = np.random.default_rng(seed)
+    shape, n, radius = (96, 112), 14, 10.0
+    centres = rng.uniform(radius, np.array(shape) - radius, size=(n, 2))
+    yy, xx = np.indices(shape)
+    dist = np.hypot(yy[None] - centres[:, 0, None, None], xx[None] - centres[:, 1, None, None])
+    truth = (np.argmin(dist, axis=0) + 1).astype(np.uint16)
+    truth[dist.min(axis=0) > radius] = 0
+    probs = np.zeros((4, *shape), np.float32)
+    probs[0] = truth == 0
+    probs[1] = truth > 0  # one interior over touching objects: interior seeds merge them
+    probs[3] = centre_map(truth)
+    return truth, probs
+
+
+@pytest.mark.parametrize("chunk", [None, 17, 32, 50])
+def test_a_centre_map_seeds_one_object_per_nucleus_at_any_chunking(chunk):
+    from napari_sa2net.engine.metrics import instance_f1
+
+    truth, probs = _centre_scene()
+    merged = probabilities_to_instances(probs[:3], "instance", min_size=0)
+    labels = probabilities_to_instances(probs, "instance", min_size=0, chunk=chunk)
+    assert instance_f1(truth, merged, 0.5).f1 < 0.8  # the interior alone merges them
+    assert instance_f1(truth, labels, 0.9).f1 == 1.0  # the centre map splits every pair
+    assert np.array_equal(labels, probabilities_to_instances(probs, "instance", min_size=0))
+
+
+def test_the_seed_threshold_applies_to_the_centre_map():
+    truth, probs = _centre_scene(1)
+    n = len(np.unique(truth)) - 1
+    assert probabilities_to_instances(probs, "instance", min_size=0).max() == n
+    # above every peak there are no seeds: each foreground component is one object
+    few = probabilities_to_instances(probs, "instance", min_size=0, interior_threshold=1.0)
+    assert few.max() < n

@@ -334,3 +334,32 @@ def test_chunks_smaller_than_a_tile_are_raised_to_one_tile(tiny, same_objects):
     np.testing.assert_array_equal(small.labels, whole.labels)
     auto = segment(image, model=tiny, device="cpu", chunk=64)  # automatic tile > image
     assert max(auto.plan.chunks) == 192 and auto.labels.shape == image.shape
+
+
+def test_a_centre_model_is_segmented_from_its_centre_map_at_any_chunking(tmp_path, same_objects):
+    torch.manual_seed(1)
+    model = create_model("sa2net-tiny", in_channels=1, num_classes=3, centre=True).eval()
+    image = _image(300, seed=4)
+    stats = model.normalization.statistics(image[..., None])
+    predictor = Predictor(model, "cpu", batch_size=2, stats=stats)
+    probs = predict_in_memory(image[..., None], TilePlan(image.shape, 256, 192), predictor)
+    assert probs.shape == (4, 300, 300)
+    np.testing.assert_allclose(probs[:3].sum(0), 1.0, atol=1e-5)
+    thresholds = {  # a random network: thresholds that give many objects
+        "interior_threshold": float(np.quantile(probs[3], 0.8)),
+        "foreground_threshold": float(np.quantile(1 - probs[0], 0.5)),
+        "min_size": 4,
+    }
+    kwargs = {"model": model, "tile": 256, "overlap": 192, "device": "cpu", "batch_size": 2,
+              "skip_background": False, "denoise": None, "flatten": False, "diameter": None,
+              **thresholds}  # fmt: skip
+    in_memory = segment(image, **kwargs)
+    assert in_memory.provenance["thresholds"]["seeds"] == "centre"
+    expected = probabilities_to_instances(probs, "instance", **thresholds)
+    assert in_memory.n_objects == expected.max() > 10
+    assert same_objects(in_memory.labels, expected)
+    chunked = segment(image, out=tmp_path / "c.zarr", chunk=128, **kwargs)
+    np.testing.assert_array_equal(labels_of(chunked), in_memory.labels)
+    # the interior seeds of the same maps give other objects: the centre map was used
+    interior = probabilities_to_instances(probs[:3], "instance", **thresholds)
+    assert not same_objects(interior, expected)

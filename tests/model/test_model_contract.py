@@ -138,10 +138,29 @@ class TestSA2NetContract:
         with pytest.raises(FileExistsError):
             save_checkpoint(model, path, overwrite=False)
 
+    def test_a_centre_map_is_one_more_plane_and_survives_a_round_trip(self, tmp_path) -> None:
+        model = create_model(TINY, in_channels=1, num_classes=3, centre=True).eval()
+        x = torch.randn(2, 1, 40, 24)
+        with torch.no_grad():
+            outputs = model(x, aux=True)
+            probs = model.probabilities(outputs[0])
+        assert model.num_outputs == 4 and all(o.shape == (2, 4, 40, 24) for o in outputs)
+        torch.testing.assert_close(probs[:, :3].sum(1), torch.ones(2, 40, 24))
+        torch.testing.assert_close(probs[:, 3], torch.sigmoid(outputs[0][:, 3]))
+        loaded = load_model(save_checkpoint(model, tmp_path / "c.pt"))
+        assert loaded.centre and loaded.num_outputs == 4
+        with torch.no_grad():
+            assert torch.equal(loaded(x), model(x))
+        plain = create_model(TINY, in_channels=1, num_classes=3)
+        with pytest.raises(ValueError, match="outputs=4"):
+            load_state_dict_checked(plain, model.state_dict())
+        with pytest.raises(ValueError, match="num_classes=3 or centre=False"):
+            create_model(TINY, num_classes=1, centre=True)
+
     def test_weights_of_another_config_are_refused_with_shapes(self, tmp_path) -> None:
         path = save_checkpoint(create_model(TINY, in_channels=1, num_classes=3), tmp_path / "t.pt")
         other = create_model(TINY, in_channels=3, num_classes=1)
-        with pytest.raises(ValueError, match=r"in_channels=1, num_classes=3") as info:
+        with pytest.raises(ValueError, match=r"in_channels=1, outputs=3") as info:
             load_state_dict_checked(other, torch.load(path, weights_only=True))
         assert "encoder.stem.0.weight: checkpoint (8, 1, 3, 3) vs model (8, 3, 3, 3)" in str(
             info.value

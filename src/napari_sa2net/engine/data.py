@@ -22,6 +22,8 @@ DEFAULT_AUGMENTATION = Augmentation()
 #: Target value of pixels the loss ignores (padding, outside finetuning regions).
 IGNORE = 255
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+#: A centre map value ``v`` in [0, 1] is stored in a uint8 target as ``round(v * CENTRE_SCALE)``.
+CENTRE_SCALE = 250
 
 
 def labels_to_classes(labels: np.ndarray, boundary_width: int = 1) -> np.ndarray:
@@ -54,6 +56,29 @@ def labels_to_classes(labels: np.ndarray, boundary_width: int = 1) -> np.ndarray
     target[inside] = INTERIOR
     target[inside & ((high != labels) | (low != labels))] = BOUNDARY
     return target
+
+
+def centre_map(labels: np.ndarray) -> np.ndarray:
+    """Centre map of an instance label image (``YX`` float32 in [0, 1]).
+
+    Inside each object, the Euclidean distance of a pixel to the nearest pixel outside the
+    object (background or another object), divided by the largest such distance in the object:
+    1 at the object's centre, about ``1 / radius`` on its outline, 0 outside. Touching objects
+    each keep their own peak, with a valley down to their shared edge between them.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be a YX image, got shape {labels.shape}")
+    out = np.zeros(labels.shape, np.float32)
+    ids = labels.astype(np.int64, copy=False)
+    for index, box in enumerate(ndi.find_objects(ids), start=1):
+        if box is None:
+            continue
+        mask = ids[box] == index
+        # one pixel of padding: an object cut by the image's edge peaks inside the image
+        distance = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        out[box][mask] = (distance / distance.max())[mask]
+    return out
 
 
 def contact_pixels(labels: np.ndarray, gap: int = 1) -> np.ndarray:
@@ -126,13 +151,28 @@ def median_object_diameter(label_images: Sequence[np.ndarray]) -> float:
     return round(float(np.median(values)), 2)
 
 
-def make_target(labels: np.ndarray, mode: str, boundary_width: int = 1) -> np.ndarray:
-    """Target of one label image: binary foreground (``mode="binary"``) or 3 classes."""
+def make_target(
+    labels: np.ndarray, mode: str, boundary_width: int = 1, centre: bool = False
+) -> np.ndarray:
+    """Target of one label image: binary foreground (``mode="binary"``) or 3 classes.
+
+    With ``centre`` (instance mode) the target is ``YX×2`` uint8: the classes, then the
+    :func:`centre_map` as ``round(value * CENTRE_SCALE)``.
+    """
     if mode == "binary":
         return (np.asarray(labels) > 0).astype(np.uint8)
-    if mode == "instance":
-        return labels_to_classes(labels, boundary_width)
-    raise ValueError(f"mode must be 'binary' or 'instance', got {mode!r}")
+    if mode != "instance":
+        raise ValueError(f"mode must be 'binary' or 'instance', got {mode!r}")
+    classes = labels_to_classes(labels, boundary_width)
+    if not centre:
+        return classes
+    code = np.rint(centre_map(labels) * CENTRE_SCALE).astype(np.uint8)
+    return np.stack([classes, code], axis=-1)
+
+
+def _classes(target: np.ndarray) -> np.ndarray:
+    """The class plane of a ``YX`` or ``YX×K`` target."""
+    return target if target.ndim == 2 else target[..., 0]
 
 
 def _coordinates(mask: np.ndarray, limit: int = 50_000) -> np.ndarray:
@@ -150,7 +190,9 @@ class CropSampler:
     images : sequence of np.ndarray
         ``YXC`` float32 images, already normalized.
     targets : sequence of np.ndarray
-        ``YX`` uint8 targets (class ids, :data:`IGNORE` for ignored pixels).
+        ``YX`` uint8 targets (class ids, :data:`IGNORE` for ignored pixels), or ``YX×K``
+        (class ids first; further maps such as the centre code are cropped, turned and warped
+        with them, nearest-neighbour).
     crop : int
         Side of the square crops. Smaller images are reflect-padded, the padding ignored.
     foreground_bias : float
@@ -192,8 +234,9 @@ class CropSampler:
         # Foreground and valid (not ignored) pixel coordinates, subsampled so huge images stay
         # cheap; unbiased crops are centred on valid pixels, so sparse finetuning regions and
         # padding do not waste samples.
-        self.foreground = [_coordinates((t > 0) & (t != IGNORE)) for t in self.targets]
-        self.valid = [_coordinates(t != IGNORE) for t in self.targets]
+        classes = [_classes(t) for t in self.targets]
+        self.foreground = [_coordinates((t > 0) & (t != IGNORE)) for t in classes]
+        self.valid = [_coordinates(t != IGNORE) for t in classes]
         areas = np.array([len(v) for v in self.valid], np.float64)
         if not areas.sum():
             raise ValueError("every target pixel is ignored: there is nothing to train on")
@@ -207,7 +250,7 @@ class CropSampler:
             raise ValueError(f"focus needs one mask per image, got {len(masks)}")
         # Focus pixels that the loss ignores are no use (padding is never focus).
         self.focus = [
-            _coordinates(self._pad(np.asarray(m, bool), 0) & (t != IGNORE))
+            _coordinates(self._pad(np.asarray(m, bool), 0) & (_classes(t) != IGNORE))
             for m, t in zip(masks, self.targets)
         ]
         counts = np.array([len(f) for f in self.focus], np.float64)
@@ -278,13 +321,16 @@ class CropSampler:
             ndi.affine_transform(image[..., c], matrix, offset, shape, order=1, mode="reflect")
             for c in range(image.shape[-1])
         ]
-        warped_target = ndi.affine_transform(
-            target, matrix, offset, shape, order=0, mode="constant", cval=IGNORE
-        )
+        planes = [target] if target.ndim == 2 else list(np.moveaxis(target, -1, 0))
+        warped = [
+            ndi.affine_transform(p, matrix, offset, shape, order=0, mode="constant", cval=IGNORE)
+            for p in planes
+        ]
+        warped_target = warped[0] if target.ndim == 2 else np.stack(warped, axis=-1)
         return np.stack(channels, axis=-1), warped_target
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(B×C×crop×crop float32, B×crop×crop uint8)`` numpy batch."""
+        """``(B×C×crop×crop float32, B×crop×crop[×K] uint8)`` numpy batch."""
         samples = [self.sample() for _ in range(batch_size)]
         return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
 

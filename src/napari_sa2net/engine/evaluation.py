@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..inference.postprocess import DEFAULT_MIN_SIZE, probabilities_to_instances
+from ..model.sa2net import to_probabilities
 from .metrics import (
     aggregated_jaccard_index,
     instance_f1,
@@ -42,7 +43,8 @@ def predict_probabilities(
 ) -> np.ndarray:
     """Probabilities ``K×H×W`` (float32) of one normalized ``YXC`` image, in one forward pass.
 
-    Sigmoid for a 1-class model, softmax over classes otherwise. The model is put in eval mode
+    Sigmoid for a 1-class model, softmax over classes otherwise (and a sigmoid for a centre
+    map, :meth:`~napari_sa2net.model.SA2Net.probabilities`). The model is put in eval mode
     for the pass and restored afterwards.
     """
     was_training = model.training
@@ -52,7 +54,7 @@ def predict_probabilities(
         with autocast(device, amp):
             logits = model(x[None].to(device))
         logits = logits.float()
-        probs = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+        probs = to_probabilities(logits, getattr(model, "centre", False))
         return probs[0].cpu().numpy()
     finally:
         model.train(was_training)

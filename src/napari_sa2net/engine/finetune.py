@@ -135,7 +135,7 @@ class _Finetuner:
         self.mode = mode_of(self.model)
         norm = self.model.normalization(image)
         width, contact = training_targets(self.model)
-        target = make_target(labels, self.mode, width)
+        target = make_target(labels, self.mode, width, self.model.centre)
         keep = mask_of(self.train_regions, shape) & ~mask_of(self.val_regions, shape)
         target[~keep] = IGNORE
         self.sampler = CropSampler([norm], [target], opts.crop, seed=opts.seed)
@@ -144,7 +144,7 @@ class _Finetuner:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=opts.lr)
         self.amp = MixedPrecision(self.device, opts.amp)
-        self.loss_fn = SegmentationLoss(self.mode, contact, width)
+        self.loss_fn = SegmentationLoss(self.mode, contact, width, centre=self.model.centre)
         self.best_epoch, self.best_score, self.best_metrics = 0, -np.inf, {}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []

@@ -11,6 +11,11 @@ Recipes (SA2-Net paper, with the with-logits forms that make AMP safe):
 - instance (3 classes): ``0.5 · cross-entropy + 0.5 · multiclass soft Dice`` (per head),
 - deep supervision: the same loss on the main and the three auxiliary heads, summed.
 
+Centre map (``SegmentationLoss(centre=True)``, models with a centre plane): targets are
+``B×H×W×2``, the class ids and the centre map as ``round(v · 250)`` (:data:`IGNORE` where
+ignored); the last output plane adds a binary cross-entropy with those soft targets (per head,
+weight 1) to the 3-class loss of the other planes.
+
 Touching nuclei: ``SegmentationLoss(contact_weight=w)`` weighs the cross-entropy of *contact*
 pixels ``w`` times (:func:`contact_mask`: boundary pixels with no background near them, i.e. the
 boundary drawn where two objects meet), the thin line whose misses merge two nuclei into one
@@ -30,6 +35,8 @@ from torch import Tensor, nn
 
 IGNORE = 255
 BACKGROUND, BOUNDARY = 0, 2
+#: Scale of the centre map in targets (``engine.data.CENTRE_SCALE``).
+CENTRE_SCALE = 250
 
 
 def _valid_mask(target: Tensor, valid: Tensor | None) -> Tensor:
@@ -129,6 +136,17 @@ def instance_loss(
     )
 
 
+def centre_loss(logit: Tensor, code: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy of a ``B×H×W`` centre logit against ``round(v · 250)`` targets.
+
+    Mean over the pixels whose code is not :data:`IGNORE` (and ``valid``); 0 when none is.
+    """
+    mask = _valid_mask(code, valid).float()
+    target = code.float().clamp(max=CENTRE_SCALE) / CENTRE_SCALE
+    bce = F.binary_cross_entropy_with_logits(logit.float(), target, reduction="none")
+    return (bce * mask).sum() / mask.sum().clamp(min=1)
+
+
 def deep_supervision(
     loss_fn, outputs: Tensor | Sequence[Tensor], target: Tensor, valid: Tensor | None = None
 ) -> Tensor:
@@ -143,28 +161,53 @@ class SegmentationLoss(nn.Module):
 
     ``forward(outputs, target, valid=None)`` takes one logits tensor or the tuple of the main and
     auxiliary logits (``model(x, aux=True)``). Instance mode: ``contact_weight`` > 1 weighs the
-    cross-entropy of :func:`contact_mask` pixels (found within ``contact_radius``) that much more.
+    cross-entropy of :func:`contact_mask` pixels (found within ``contact_radius``) that much more;
+    ``centre`` adds :func:`centre_loss` on the last plane (targets ``B×H×W×2``, see the module).
     """
 
     def __init__(
-        self, mode: str = "instance", contact_weight: float = 1.0, contact_radius: int = 1
+        self,
+        mode: str = "instance",
+        contact_weight: float = 1.0,
+        contact_radius: int = 1,
+        centre: bool = False,
     ) -> None:
         super().__init__()
         if mode not in ("binary", "instance"):
             raise ValueError(f"mode must be 'binary' or 'instance', got {mode!r}")
         if not contact_weight >= 1.0:
             raise ValueError(f"contact_weight must be at least 1 (1 = off), got {contact_weight}")
+        if centre and mode != "instance":
+            raise ValueError("a centre map needs mode='instance'")
         self.mode = mode
         self.fn = binary_loss if mode == "binary" else instance_loss
         self.contact_weight, self.contact_radius = float(contact_weight), int(contact_radius)
+        self.centre = bool(centre)
 
     def forward(
         self, outputs: Tensor | Sequence[Tensor], target: Tensor, valid: Tensor | None = None
     ) -> Tensor:
-        if self.mode == "binary" or self.contact_weight == 1.0:
-            return deep_supervision(self.fn, outputs, target, valid)
-        contact = contact_mask(target, self.contact_radius).float()
-        weight = 1.0 + (self.contact_weight - 1.0) * contact
-        return deep_supervision(
-            lambda out, t, v: instance_loss(out, t, v, weight), outputs, target, valid
-        )
+        if isinstance(outputs, Tensor):
+            outputs = (outputs,)
+        code = None
+        if self.centre:
+            if target.ndim != 4:
+                raise ValueError(
+                    f"a centre-map loss needs B×H×W×2 targets (classes, centre), got shape "
+                    f"{tuple(target.shape)}; build them with make_target(..., centre=True)"
+                )
+            target, code = target[..., 0], target[..., 1]
+        weight = None
+        if self.mode == "instance" and self.contact_weight != 1.0:
+            contact = contact_mask(target, self.contact_radius).float()
+            weight = 1.0 + (self.contact_weight - 1.0) * contact
+        total = 0.0
+        for out in outputs:
+            classes = out[:, :-1] if self.centre else out
+            if self.mode == "binary":
+                total = total + binary_loss(classes, target, valid)
+            else:
+                total = total + instance_loss(classes, target, valid, weight)
+            if code is not None:
+                total = total + centre_loss(out[:, -1], code, valid)
+        return total

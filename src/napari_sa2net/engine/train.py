@@ -92,8 +92,9 @@ def _build_model(cfg: TrainConfig, in_channels: int, device: torch.device):
     from ..model import create_model, load_model
 
     num_classes = 1 if cfg.mode == "binary" else 3
+    centre = cfg.centre and cfg.mode == "instance"
     if cfg.resume is None:
-        model = create_model(cfg.config, in_channels=in_channels, num_classes=num_classes)
+        model = create_model(cfg.config, in_channels, num_classes, centre=centre)
         return model.to(device)
     model = load_model(cfg.resume, device=device)
     if model.in_channels != in_channels or model.num_classes != num_classes:
@@ -101,6 +102,12 @@ def _build_model(cfg: TrainConfig, in_channels: int, device: torch.device):
             f"{cfg.resume} has {model.in_channels} input channel(s) and {model.num_classes} "
             f"class(es), but this run needs {in_channels} and {num_classes} "
             f"(mode {cfg.mode!r}); resume with matching data and --mode"
+        )
+    if model.centre != centre:
+        have = "has" if model.centre else "has no"
+        raise ValueError(
+            f"{cfg.resume} {have} centre map, but this run asks for centre={centre}; resume "
+            f"with --centre-map {'on' if model.centre else 'off'}"
         )
     return model
 
@@ -128,7 +135,8 @@ class _Run:
             self.cfg = cfg = replace(
                 cfg, boundary_width=width or auto_boundary_width(self.diameter)
             )
-        targets = [make_target(it.labels, cfg.mode, cfg.boundary_width) for it in train]
+        centre = self.model.centre
+        targets = [make_target(it.labels, cfg.mode, cfg.boundary_width, centre) for it in train]
         images = [norm(it.image) for it in train]
         self.sampler = CropSampler(
             images, targets, cfg.crop, seed=cfg.seed,
@@ -140,7 +148,9 @@ class _Run:
         self.steps = cfg.steps_per_epoch or max(
             1, int(np.ceil(pixels / cfg.crop**2 / cfg.batch_size))
         )
-        self.loss_fn = SegmentationLoss(cfg.mode, cfg.contact_weight, cfg.boundary_width)
+        self.loss_fn = SegmentationLoss(
+            cfg.mode, cfg.contact_weight, cfg.boundary_width, centre=centre
+        )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             self.optimizer, T_0=cfg.restart_epochs, eta_min=cfg.lr * cfg.min_lr_ratio
@@ -156,6 +166,7 @@ class _Run:
         self.resume_note = self._restore() if cfg.resume else ""
         self.targets_note = (
             f"; boundaries {cfg.boundary_width} px (objects {self.diameter:.1f} px across)"
+            f"{', centre map' if centre else ''}"
             if cfg.mode == "instance" else ""
         )  # fmt: skip
 

@@ -36,6 +36,7 @@ CLI_FLAGS = {
     "scale_jitter": "--scale-jitter",
     "boundary_width": "--boundary-width",
     "augment": "--augment",
+    "centre": "--centre-map",
 }
 
 #: ``boundary_width=None``: the training objects' median diameter divided by this, rounded.
@@ -90,7 +91,9 @@ class TrainConfig:
     (:func:`auto_boundary_width`: 3 px for 27-px nuclei), and the checkpoint's recipe records
     the width used (a resumed run keeps its checkpoint's). Touching nuclei: ``contact_weight``
     weighs the loss of the boundary between two touching objects (1 = off); ``contact_bias``
-    centres that fraction of the crops where objects touch.
+    centres that fraction of the crops where objects touch. ``centre`` (instance mode) gives
+    the model a centre-map output (:class:`~napari_sa2net.model.SA2Net`) from which inference
+    seeds one object per nucleus.
     """
 
     images: Path
@@ -120,6 +123,7 @@ class TrainConfig:
     augment: str = "basic"
     contact_weight: float = 1.0
     contact_bias: float = 0.0
+    centre: bool = False
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting and how to fix it."""

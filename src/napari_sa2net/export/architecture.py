@@ -33,9 +33,9 @@ FILE_NAME = "sa2net_architecture.py"
 HEADER = '''"""SA2-Net as exported by napari-sa2net {version} (the paper is cited below).
 
 Generated from the napari-sa2net modules {modules}; needs only torch and numpy.
-`{callable}(width, in_channels, num_classes, name)` builds the network; its forward maps an
-N x C x H x W normalized float tensor (H, W multiples of 16 for the TorchScript weights, any size
-here) to class probabilities N x K x H x W.
+`{callable}(width, in_channels, num_classes, name, centre)` builds the network; its forward maps
+an N x C x H x W normalized float tensor (H, W multiples of 16 for the TorchScript weights, any
+size here) to probabilities N x K x H x W (the classes, then the centre map if there is one).
 """
 '''
 
@@ -60,6 +60,7 @@ def architecture_kwargs(model: Any) -> dict[str, Any]:
         "in_channels": int(model.in_channels),
         "num_classes": int(model.num_classes),
         "name": str(model.config.name),
+        "centre": bool(model.centre),
     }
 
 

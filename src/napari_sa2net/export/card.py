@@ -41,6 +41,27 @@ the probability maps. napari-sa2net turns them into instance labels like this
 and runs exactly these steps, tiled, with one normalization per image.
 """
 
+CENTRE = """\
+## From probabilities to instances
+
+The bioimage.io spec cannot express this step, so a consumer that only applies the package gets
+the probability maps. The last map, `centre`, is each nucleus' distance to its own edge divided
+by its largest such distance (1 at its centre, falling to 0 where it meets background or another
+nucleus). napari-sa2net turns the maps into instance labels like this
+(`napari_sa2net.inference.postprocess.probabilities_to_instances`, default thresholds):
+
+1. foreground = `1 - p(background) > 0.5`;
+2. seeds = 8-connected components of `centre > 0.5` inside the foreground (seeds smaller
+   than 4 px are dropped);
+3. each seed is grown into the foreground by a watershed on `(p(background) + 1 - centre) / 2`
+   (8-connectivity), whose ridges run along the edges between touching nuclei;
+4. foreground blobs that hold no seed become objects of their own; objects under 16 px are
+   dropped; ids are renumbered 1..N.
+
+`sa2net segment IMAGE --model THIS.zip` (or the napari plugin's model picker) loads this package
+and runs exactly these steps, tiled, with one normalization per image.
+"""
+
 BINARY = """\
 ## From probabilities to objects
 
@@ -56,7 +77,7 @@ def model_card(facts: PackageFacts) -> str:
         f"# {facts.name}\n\n{facts.description}\n",
         _io_section(facts),
         _normalization_section(facts),
-        INSTANCES if facts.mode == "instance" else BINARY,
+        _instances_section(facts),
         _training_section(meta, facts),
         _validation_section(meta, facts),
         "## Citation\n\nThe method: " + CITATION + ".\n",
@@ -66,6 +87,12 @@ def model_card(facts: PackageFacts) -> str:
     if card:
         sections.append(card)
     return "\n".join(sections)
+
+
+def _instances_section(facts: PackageFacts) -> str:
+    if facts.mode != "instance":
+        return BINARY
+    return CENTRE if "centre" in facts.class_names else INSTANCES
 
 
 def _io_section(facts: PackageFacts) -> str:
@@ -83,7 +110,8 @@ def _io_section(facts: PackageFacts) -> str:
         "intensities (cast uint8 / uint16 images to float); y and x multiples of 16, at least "
         f"{facts.min_size} px.\n"
         f"- output `probabilities`: batch × {len(facts.class_names)} × y × x, float32 in "
-        f"[0, 1] ({classes}); the softmax is inside the weights, no postprocessing is needed.\n"
+        f"[0, 1] ({classes}); the activations are inside the weights, no postprocessing is "
+        "needed.\n"
         f"- halo: {facts.halo} px per side, the model's measured reach (99.9 % of an output "
         "pixel's input gradient lies within it); a tiled consumer should discard that border of "
         "each tile.\n\n" + size

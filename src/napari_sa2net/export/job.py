@@ -195,7 +195,7 @@ def _names(net: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if net.num_classes == 1
         else tuple(f"class{i}" for i in range(net.num_classes))
     )
-    return channels, classes
+    return channels, classes + (("centre",) if getattr(net, "centre", False) else ())
 
 
 def _facts(

@@ -10,8 +10,9 @@ probabilities never reach storage:
   (it is all in memory, and its seeds are all its seeds), and its pixels have code
   ``n_components + local seed id``;
 - ``seeds`` and ``landscape``: only for components that touch the chunk's edges and hold a
-  seed (they may continue in the next chunk): the local seed ids and the background probability
-  as uint16 (``round(p * 65535)``), the markers and relief of their watershed later.
+  seed (they may continue in the next chunk): the local seed ids and the relief (the background
+  probability, or with a centre map the mean of it and ``1 - centre``) as uint16
+  (``round(p * 65535)``), the markers and relief of their watershed later.
 
 Each chunk also leaves a :class:`ChunkTable` of its components (sizes, boxes, first pixels and
 the ids along its four edges) and of the regions grown here, from which :mod:`.instances` joins
@@ -33,35 +34,64 @@ EIGHT = np.ones((3, 3), bool)
 
 @dataclass(frozen=True)
 class Thresholds:
-    """How probabilities become objects (see :mod:`.postprocess`)."""
+    """How probabilities become objects (see :mod:`.postprocess`).
+
+    ``seeds``: ``"interior"`` seeds objects where the interior class exceeds ``interior``
+    (3 maps); ``"centre"`` where the model's centre map (its 4th map) does, and floods them over
+    the mean of the background probability and ``1 - centre``, whose ridges run between
+    touching nuclei.
+    """
 
     mode: str
     interior: float = 0.5
     foreground: float = 0.5
     min_size: int = 16
+    seeds: str = "interior"
+
+    def __post_init__(self) -> None:
+        if self.seeds not in SEED_MAPS:
+            raise ValueError(f"seeds must be one of {SEED_MAPS}, got {self.seeds!r}")
 
     @property
     def min_seed(self) -> int:
         """Seeds smaller than this are noise inside an object and dropped."""
         return max(1, self.min_size // 4)
 
+    @property
+    def num_maps(self) -> int:
+        """Probability maps these thresholds read: 1, 3, or 4 with a centre map."""
+        if self.mode == "binary":
+            return 1
+        return 4 if self.seeds == "centre" else 3
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "interior_threshold": self.interior,
             "foreground_threshold": self.foreground,
             "min_size": self.min_size,
+            "seeds": self.seeds,
         }
 
 
+#: Where seeds come from: the interior class, or the centre map of a model that has one.
+SEED_MAPS = ("interior", "centre")
+
+
 def classify(probs: np.ndarray, thresholds: Thresholds) -> tuple[np.ndarray, ...]:
-    """``(foreground, interior, landscape)`` of ``K×h×w`` probabilities (binary: no last two)."""
+    """``(foreground, seeds, landscape)`` of ``K×h×w`` probabilities (binary: no last two)."""
     if thresholds.mode == "binary":
         return (np.asarray(probs[-1]) > thresholds.foreground, None, None)
     background = np.asarray(probs[0], np.float32)
     foreground = (1.0 - background) > thresholds.foreground
-    interior = (np.asarray(probs[1]) > thresholds.interior) & foreground
-    landscape = np.rint(np.clip(background, 0.0, 1.0) * LANDSCAPE_MAX).astype(np.uint16)
-    return foreground, interior, landscape
+    if thresholds.seeds == "centre":
+        centre = np.asarray(probs[3], np.float32)
+        seeds = (centre > thresholds.interior) & foreground
+        relief = 0.5 * (background + (1.0 - centre))
+    else:
+        seeds = (np.asarray(probs[1]) > thresholds.interior) & foreground
+        relief = background
+    landscape = np.rint(np.clip(relief, 0.0, 1.0) * LANDSCAPE_MAX).astype(np.uint16)
+    return foreground, seeds, landscape
 
 
 @dataclass

@@ -99,10 +99,11 @@ def group_extent(
     )
 
 
-def background_probabilities(num_classes: int) -> np.ndarray:
-    """Class probabilities of an empty tile: background 1 (class 0), or 0 for a 1-class map."""
-    probs = np.zeros(num_classes, np.float32)
-    if num_classes > 1:
+def background_probabilities(num_maps: int) -> np.ndarray:
+    """Maps of an empty tile: background 1 (class 0) and 0 elsewhere (centre map included), or
+    0 for a 1-class map."""
+    probs = np.zeros(num_maps, np.float32)
+    if num_maps > 1:
         probs[0] = 1.0
     return probs
 
@@ -114,7 +115,7 @@ class Accumulator:
     ----------
     extent : tuple of int
         ``(y0, y1, x0, x1)`` in image coordinates.
-    num_classes : int
+    num_maps : int
         ``K``; the last plane holds the summed weights.
     plan : TilePlan
         Gives each tile's blending window.
@@ -124,20 +125,20 @@ class Accumulator:
     """
 
     def __init__(
-        self, extent: tuple[int, int, int, int], num_classes: int, plan: TilePlan, device=None
+        self, extent: tuple[int, int, int, int], num_maps: int, plan: TilePlan, device=None
     ) -> None:
         import torch
 
         y0, y1, x0, x1 = extent
-        self.extent, self.num_classes, self.plan = extent, num_classes, plan
-        shape = (num_classes + 1, y1 - y0, x1 - x0)
+        self.extent, self.num_maps, self.plan = extent, num_maps, plan
+        shape = (num_maps + 1, y1 - y0, x1 - x0)
         if device is None or not is_accelerator(torch.device(device).type):
             self._host = np.zeros(shape, np.float64)
             self.sums = torch.from_numpy(self._host)
         else:
             self._host = None
             self.sums = torch.zeros(shape, dtype=torch.float64, device=device)
-        self._empty = torch.from_numpy(background_probabilities(num_classes).astype(np.float64))
+        self._empty = torch.from_numpy(background_probabilities(num_maps).astype(np.float64))
         self._empty = self._empty.to(self.sums.device)[:, None, None]
 
     def add(self, tiles: list[Tile], probs: Any) -> None:
@@ -168,12 +169,12 @@ class Accumulator:
         weight = torch.outer(*(torch.from_numpy(f.copy()).to(device) for f in (fy, fx))).double()
         ys = slice(tile.y0 - y0 + ry.start, tile.y0 - y0 + ry.stop)
         xs = slice(tile.x0 - x0 + rx.start, tile.x0 - x0 + rx.stop)
-        target = self.sums[: self.num_classes, ys, xs]
+        target = self.sums[: self.num_maps, ys, xs]
         if probs is None:
             target += self._empty * weight
         else:
             target.addcmul_(probs[:, ry, rx], weight)  # float32 probabilities, float64 sums
-        self.sums[self.num_classes, ys, xs] += weight
+        self.sums[self.num_maps, ys, xs] += weight
 
     def to_host(self) -> np.ndarray:
         """The sums as a float64 numpy array (a view when blended on the host)."""
@@ -181,10 +182,10 @@ class Accumulator:
 
     def probabilities(self) -> np.ndarray:
         """``K×h×w`` float32 blended probabilities (divided where the sums are)."""
-        weight = self.sums[self.num_classes]
+        weight = self.sums[self.num_maps]
         if not bool((weight > 0).all()):
             raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
-        return (self.sums[: self.num_classes] / weight).float().cpu().numpy()
+        return (self.sums[: self.num_maps] / weight).float().cpu().numpy()
 
 
 @lru_cache(maxsize=256)
@@ -218,7 +219,7 @@ def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.
 
 def merge_chunk(
     shape: tuple[int, int],
-    num_classes: int,
+    num_maps: int,
     core: np.ndarray | None,
     left: np.ndarray | None = None,
     top: np.ndarray | None = None,
@@ -230,7 +231,7 @@ def merge_chunk(
     above, ``top_left`` the corner spill of the chunk diagonally above-left. A writable float64
     ``core`` of exactly the chunk's shape is summed into in place (it is not used afterwards).
     """
-    full = (num_classes + 1, *shape)
+    full = (num_maps + 1, *shape)
     if (
         core is not None
         and core.shape == full
@@ -244,9 +245,9 @@ def merge_chunk(
         if part is not None and part.size:
             h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
             acc[:, :h, :w] += part[:, :h, :w]
-    weight = acc[num_classes]
+    weight = acc[num_maps]
     if not np.all(weight > 0):
         raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")
-    probs = np.empty((num_classes, *shape), np.float32)
-    np.divide(acc[:num_classes], weight, out=probs, casting="same_kind")  # rounded once
+    probs = np.empty((num_maps, *shape), np.float32)
+    np.divide(acc[:num_maps], weight, out=probs, casting="same_kind")  # rounded once
     return probs

@@ -160,7 +160,7 @@ def predict_group(
     """
     y0, _, x0, _ = extent
     device = _blend_device(predictor)
-    acc = Accumulator(extent, predictor.num_classes, plan, device)
+    acc = Accumulator(extent, predictor.num_maps, plan, device)
     acc.add_background([t for t in tiles if t.index in skip])
     todo = [t for t in tiles if t.index not in skip]
     shape = (min(plan.tile, plan.shape[0]), min(plan.tile, plan.shape[1]))
@@ -247,10 +247,10 @@ def predict_chunks(
     a :class:`~.predictor.TilePredictor`, or on a cluster a future of one.
     """
     groups = group_tiles(plan, chunking)
-    num_classes = _num_classes(predictor, execution)
+    num_maps = _num_maps(predictor, execution)
 
     def store(bounds: Bounds, parts: tuple[Any, ...]) -> None:
-        probs = merge_chunk((bounds[1] - bounds[0], bounds[3] - bounds[2]), num_classes, *parts)
+        probs = merge_chunk((bounds[1] - bounds[0], bounds[3] - bounds[2]), num_maps, *parts)
         value = sink(bounds, probs)
         if on_chunk is not None:
             on_chunk(bounds, value)
@@ -289,10 +289,10 @@ def _device_kind(predictor: Any) -> str:
     return getattr(predictor, "device_type", "cpu")
 
 
-def _num_classes(predictor: Any, execution: Execution) -> int:
-    if execution.distributed and not hasattr(predictor, "num_classes"):
-        return int(execution.client.submit(lambda p: p.num_classes, predictor).result())
-    return int(predictor.num_classes)
+def _num_maps(predictor: Any, execution: Execution) -> int:
+    if execution.distributed and not hasattr(predictor, "num_maps"):
+        return int(execution.client.submit(lambda p: p.num_maps, predictor).result())
+    return int(predictor.num_maps)
 
 
 class _GroupRunner:

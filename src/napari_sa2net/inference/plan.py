@@ -266,7 +266,11 @@ def plan_run(
         storage=storage_for(shape[0] * shape[1], settings, client is not None),
         out=out,
         thresholds=Thresholds(
-            mode, settings.interior_threshold, settings.foreground_threshold, min_size
+            mode,
+            settings.interior_threshold,
+            settings.foreground_threshold,
+            min_size,
+            seeds="centre" if getattr(net, "centre", False) else "interior",
         ),
         batch_size=choice.batch_size,
         amp=device.type == "cuda" and settings.amp is not False,

@@ -6,7 +6,10 @@ interior_threshold`` are seeds; 8-connected seeds smaller than ``min_size // 4``
 an object and dropped; the others are grown into their foreground component by a watershed on the
 background probability (quantized to 1/65535, as the out-of-core maps store it); foreground that
 no seed reaches is an object of its own; objects under ``min_size`` pixels are removed, those
-touching the image's edge (nuclei cut by it) only under ``min_size // 4``. Binary
+touching the image's edge (nuclei cut by it) only under ``min_size // 4``. With a 4th map, the
+centre map of a model trained with one (:class:`~napari_sa2net.model.SA2Net`), seeds are the
+foreground pixels whose centre value exceeds ``interior_threshold`` and the watershed runs on the
+mean of the background probability and ``1 - centre``. Binary
 mode: the foreground's 8-connected components. Ids are ``1..N`` in raster order of the objects'
 components (a split component's objects in the raster order of their seeds).
 
@@ -67,10 +70,10 @@ def _check_probs(probs: np.ndarray, mode: str) -> np.ndarray:
     if probs.ndim != 3:
         raise ValueError(f"expected a K×H×W probability map, got shape {probs.shape}")
     k = probs.shape[0]
-    if mode == "instance" and k != 3:
+    if mode == "instance" and k not in (3, 4):
         raise ValueError(
-            f"instance mode needs 3 maps (background, interior, boundary), got {k}: use "
-            "mode='binary' for a 1-class model"
+            f"instance mode needs 3 maps (background, interior, boundary) or 4 (and a centre "
+            f"map), got {k}: use mode='binary' for a 1-class model"
         )
     if mode == "binary" and k not in (1, 2):
         raise ValueError(f"binary mode needs 1 (or 2) maps, got {k}: use mode='instance'")
@@ -91,12 +94,13 @@ def probabilities_to_instances(
     Parameters
     ----------
     probs : np.ndarray
-        Instance mode: K = 3 (background, interior, boundary). Binary mode: K = 1
-        (foreground) or 2 (background, foreground).
+        Instance mode: K = 3 (background, interior, boundary) or 4 (and the centre map).
+        Binary mode: K = 1 (foreground) or 2 (background, foreground).
     mode : {"instance", "binary"}
         How to read ``probs``.
     interior_threshold : float
-        Interior probability above which a pixel seeds an object (instance mode).
+        Interior probability (or centre value, with 4 maps) above which a pixel seeds an
+        object (instance mode).
     foreground_threshold : float
         Foreground probability (``1 - background``) above which a pixel belongs to an object.
     min_size : int
@@ -122,7 +126,13 @@ def probabilities_to_instances(
     chunking = Chunking.regular(shape, chunk or max(shape))
     sink = MapSink(
         Scratch(shape, chunking.chunk, None),
-        Thresholds(mode, interior_threshold, foreground_threshold, int(min_size)),
+        Thresholds(
+            mode,
+            interior_threshold,
+            foreground_threshold,
+            int(min_size),
+            seeds="centre" if mode == "instance" and probs.shape[0] == 4 else "interior",
+        ),
     )
     for ij in chunking.indices():
         y0, y1, x0, x1 = bounds = chunking.bounds(*ij)

@@ -1,8 +1,9 @@
 """Predict: a batch of raw ``YXC`` tiles in, class probabilities ``N×K×H×W`` out.
 
 A predictor owns everything on the model's side of tiled inference: the model and its device,
-autocast, the normalization statistics of the slide and the class count. The tiler and the
-merger only hand it raw tiles and blend what it returns, so a predictor can be replaced alone:
+autocast, the normalization statistics of the slide and the number of maps it returns. The tiler
+and the merger only hand it raw tiles and blend what it returns, so a predictor can be replaced
+alone:
 
 - :class:`Predictor` runs a torch model (``torch.inference_mode``; bf16 / fp16 autocast on
   CUDA; pinned host memory and non-blocking copies; one lock, so reader threads prepare tiles
@@ -56,7 +57,8 @@ TRANSFORMS = (
 class TilePredictor(Protocol):
     """What the pipeline needs from a predictor."""
 
-    num_classes: int
+    #: Probability maps per pixel (the model's classes, and its centre map if it has one).
+    num_maps: int
     batch_size: int
     #: Groups of tiles the pipeline may run at once (1: one device, or a CPU that torch fills).
     concurrency: int
@@ -91,10 +93,10 @@ def pad_tiles(tiles: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray
 class _Base:
     """Normalization, cancel, progress callback and a cheap dask token, shared by predictors."""
 
-    def __init__(self, num_classes: int, batch_size: int, stats: Stats | None) -> None:
+    def __init__(self, num_maps: int, batch_size: int, stats: Stats | None) -> None:
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size={batch_size!r} must be >= 1; use batch_size=1")
-        self.num_classes = int(num_classes)
+        self.num_maps = int(num_maps)
         self.batch_size = int(batch_size)
         self.stats = stats
         self.cancel_event = threading.Event()
@@ -146,8 +148,9 @@ class Predictor(_Base):
     batch_size : int
         Tiles per forward pass.
     activation : {"auto", "none"}
-        ``"auto"``: softmax over K for K > 1, sigmoid for K = 1. ``"none"``: logits as they are
-        (tests use it with an identity model).
+        ``"auto"``: the model's own ``probabilities`` (an :class:`SA2Net`: softmax over the
+        classes, sigmoid of the centre map), else softmax over K for K > 1, sigmoid for K = 1.
+        ``"none"``: logits as they are (tests use it with an identity model).
     stats : tuple of np.ndarray, optional
         Per-channel normalization ``(low, high)`` of the slide; ``None`` feeds tiles as they are.
     tta : int
@@ -179,8 +182,8 @@ class Predictor(_Base):
             raise ValueError(f"tta={tta!r} must be one of {TTA_CHOICES}; use tta=1 (off)")
         self.tta = int(tta)
         self.smooth = None if not smooth else float(smooth)
-        classes = getattr(model, "num_classes", None) or 1
-        super().__init__(classes, batch_size, stats)
+        maps = getattr(model, "num_outputs", None) or getattr(model, "num_classes", None) or 1
+        super().__init__(maps, batch_size, stats)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.amp = (self.device.type == "cuda") if amp is None else bool(amp)
@@ -250,6 +253,8 @@ class Predictor(_Base):
 
         if self.activation == "none":
             return logits
+        if hasattr(self.model, "probabilities"):
+            return self.model.probabilities(logits)
         if logits.shape[1] == 1:
             return torch.sigmoid(logits)
         return torch.softmax(logits, dim=1)
@@ -282,12 +287,12 @@ class ZeroCostPredictor(_Base):
         self._check()
         batch = self.prepare(tiles, shape)
         x = batch[:, 0] if batch.shape[1] == 1 else batch.mean(axis=1)
-        out = np.empty((len(batch), self.num_classes, *shape), np.float32)
+        out = np.empty((len(batch), self.num_maps, *shape), np.float32)
         foreground = out[:, -1]  # the ramps are computed in place in the output
         np.subtract(x, 0.2, out=foreground)
         foreground *= 1 / 0.3
         np.clip(foreground, 0.0, 1.0, out=foreground)
-        if self.num_classes == 3:
+        if self.num_maps == 3:
             interior = out[:, 1]
             np.subtract(x, 0.35, out=interior)
             interior *= 1 / 0.3

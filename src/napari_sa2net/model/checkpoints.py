@@ -4,7 +4,8 @@ Layout of the saved dictionary (format version 1)::
 
     format          "napari-sa2net-checkpoint"
     format_version  1
-    config          {"name", "width", "in_channels", "num_classes"}
+    config          {"name", "width", "in_channels", "num_classes", "centre"} ("centre" absent:
+                    False, as in checkpoints written before the centre map existed)
     normalization   Normalization.to_dict()
     metadata        JSON-like dict: training data, epochs, metrics, package_version, created
     state_dict      the model's weights
@@ -61,6 +62,7 @@ def checkpoint_dict(model: SA2Net) -> dict[str, Any]:
             "width": model.config.width,
             "in_channels": model.in_channels,
             "num_classes": model.num_classes,
+            "centre": model.centre,
         },
         "normalization": model.normalization.to_dict(),
         "metadata": metadata,
@@ -104,7 +106,7 @@ def describe_state_dict(state_dict: Mapping[str, torch.Tensor]) -> str:
     width = stem.shape[0]
     names = [n for n, cfg in CONFIGS.items() if cfg.width == width]
     name = names[0] if names else f"a custom configuration of width {width}"
-    return f"{name} (width {width}), in_channels={stem.shape[1]}, num_classes={head.shape[0]}"
+    return f"{name} (width {width}), in_channels={stem.shape[1]}, outputs={head.shape[0]}"
 
 
 def state_dict_mismatches(
@@ -143,7 +145,7 @@ def load_state_dict_checked(
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         ours = f"{model.config.name}, in_channels={model.in_channels}, "
-        ours += f"num_classes={model.num_classes}"
+        ours += f"num_classes={model.num_classes}, centre={model.centre}"
         raise ValueError(
             f"the weights do not fit this model ({ours}); they were made for "
             f"{describe_state_dict(state_dict)}. Create the model with that configuration "
@@ -219,6 +221,7 @@ def load_model(path_or_name: str | os.PathLike, device: str | torch.device = "cp
         num_classes=int(cfg["num_classes"]),
         normalization=Normalization.from_dict(payload["normalization"]),
         metadata=payload.get("metadata", {}),
+        centre=bool(cfg.get("centre", False)),
     )
     load_state_dict_checked(model, payload["state_dict"], strict=True)
     model.checkpoint_path = resolve_checkpoint_path(path_or_name)

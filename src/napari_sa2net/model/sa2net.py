@@ -10,6 +10,12 @@ Differences from the reference code, all deliberate: the model returns logits (n
 the auxiliary 1×1 heads run before the bilinear upsampling (same result, far less memory), the
 auxiliary maps are returned on request in both train and eval mode, and any input size works
 (padded to a multiple of 16, cropped back).
+
+Addition for touching nuclei (not in the paper): a model built with ``centre=True`` has one more
+output plane, the *centre map*: for each object the distance of a pixel to the object's edge
+divided by the largest such distance in the object (1 at its centre, falling to 0 at the edge
+and outside). Where two nuclei touch, the map dips to 0 between their centres even when the
+boundary class is faint, so its peaks seed one object per nucleus (:mod:`..inference.maps`).
 """
 
 from __future__ import annotations
@@ -99,8 +105,10 @@ class SA2Net(nn.Module):
     in_channels : int
         Channels of the input image (1 for fluorescence, 3 for RGB).
     num_classes : int
-        Output channels: 1 for the binary (paper) mode, 3 for instance mode (background /
-        interior / boundary).
+        Classes: 1 for the binary (paper) mode, 3 for instance mode (background / interior /
+        boundary).
+    centre : bool
+        Add the centre-map output plane after the classes (instance mode only).
     normalization : Normalization, optional
         Input normalization the model is (to be) trained with; stored in checkpoints.
     metadata : dict, optional
@@ -114,14 +122,21 @@ class SA2Net(nn.Module):
         num_classes: int = 3,
         normalization: Normalization | None = None,
         metadata: dict[str, Any] | None = None,
+        centre: bool = False,
     ) -> None:
         super().__init__()
         for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if centre and num_classes != 3:
+            raise ValueError(
+                f"a centre map needs the 3-class instance mode, got num_classes={num_classes}; "
+                "use num_classes=3 or centre=False"
+            )
         self.config = config
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
+        self.centre = bool(centre)
         self.normalization = normalization if normalization is not None else Normalization()
         self.metadata: dict[str, Any] = dict(metadata or {})
         #: File the weights were loaded from (set by :func:`load_model`), for provenance.
@@ -139,9 +154,19 @@ class SA2Net(nn.Module):
         self.up3 = AdaptiveUpAttention(e3, e2)
         self.up2 = AdaptiveUpAttention(e2, e1)
         self.up1 = AdaptiveUpAttention(e1, e1)
-        self.head = conv1x1(e1, num_classes)
+        outputs = self.num_outputs
+        self.head = conv1x1(e1, outputs)
         # Auxiliary deep-supervision heads on d2, d3, d4 (in that order).
-        self.aux_heads = nn.ModuleList(conv1x1(w, num_classes) for w in (e1, e2, e3))
+        self.aux_heads = nn.ModuleList(conv1x1(w, outputs) for w in (e1, e2, e3))
+
+    @property
+    def num_outputs(self) -> int:
+        """Output planes: the classes, then the centre map if the model has one."""
+        return self.num_classes + int(self.centre)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities of this model's logits (:func:`to_probabilities`)."""
+        return to_probabilities(logits, self.centre)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
@@ -178,7 +203,7 @@ class SA2Net(nn.Module):
     def forward(
         self, x: torch.Tensor, aux: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Class logits ``N×num_classes×H×W`` for an ``N×in_channels×H×W`` input of any size.
+        """Logits ``N×num_outputs×H×W`` for an ``N×in_channels×H×W`` input of any size.
 
         With ``aux=True`` returns ``(main, aux_d2, aux_d3, aux_d4)``, all full-resolution
         logits of the same shape; the auxiliary maps serve deep supervision in training.
@@ -215,7 +240,19 @@ class SA2Net(nn.Module):
         return self
 
 
-def create_model(name: str = "sa2net-small", in_channels: int = 1, num_classes: int = 3) -> SA2Net:
+def to_probabilities(logits: torch.Tensor, centre: bool = False) -> torch.Tensor:
+    """``N×K×H×W`` logits to probabilities: sigmoid for one class, else softmax over the
+    classes; with ``centre`` the last plane is the centre map (its own sigmoid)."""
+    if centre:
+        return torch.cat([torch.softmax(logits[:, :-1], 1), torch.sigmoid(logits[:, -1:])], 1)
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits)
+    return torch.softmax(logits, dim=1)
+
+
+def create_model(
+    name: str = "sa2net-small", in_channels: int = 1, num_classes: int = 3, centre: bool = False
+) -> SA2Net:
     """Build the network of a named configuration with random weights.
 
     Parameters
@@ -227,9 +264,11 @@ def create_model(name: str = "sa2net-small", in_channels: int = 1, num_classes: 
         Input channels (1 fluorescence, 3 RGB).
     num_classes : int
         1 for binary (paper) mode, 3 for instance mode.
+    centre : bool
+        Add the centre-map output plane (instance mode; see :class:`SA2Net`).
     """
     if name not in CONFIGS:
         raise ValueError(
             f"unknown model configuration {name!r}; choose one of {', '.join(CONFIGS)}"
         )
-    return SA2Net(CONFIGS[name], in_channels=in_channels, num_classes=num_classes)
+    return SA2Net(CONFIGS[name], in_channels=in_channels, num_classes=num_classes, centre=centre)
