@@ -75,7 +75,10 @@ class SettingsForm(QWidget):
         # A wrapped label in a form gets one line's height unless it may grow (Qt's
         # height-for-width): the plan's estimate was cut after two lines.
         self.estimate.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.interior = _threshold(0.5, "Interior probability that starts an object.")
+        self.interior = _threshold(
+            0.5, "Interior probability (or, for a model with a centre map, the centre value) "
+            "that starts an object."
+        )  # fmt: skip
         self.foreground = _threshold(0.5, "Probability above which a pixel is nucleus.")
         self.min_size = AutoSpinBox(100_000, step=8, minimum=0)
         self.min_size.setSuffix(" px")

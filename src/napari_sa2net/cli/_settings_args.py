@@ -65,7 +65,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--interior-threshold",
         type=float,
         default=0.5,
-        help="interior probability that seeds an object (default 0.5)",
+        help="interior probability that seeds an object, or for a model with a centre map "
+        "the centre value (default 0.5)",
     )
     objects.add_argument(
         "--foreground-threshold",

@@ -88,7 +88,8 @@ class SegmentSettings:
         Neither read again nor predict tiles that hold only empty background (decided on a
         low-resolution map against the image's own noise, see :mod:`.scan`).
     interior_threshold, foreground_threshold : float
-        Interior probability that seeds an object; foreground probability of object pixels.
+        Interior probability (for a model with a centre map: centre value) that seeds an
+        object; foreground probability of object pixels.
     min_size : int, optional
         Objects with fewer pixels are removed; ``None``: a fifth of the area of the image's
         typical object when ``diameter="auto"`` measured it, else of the model's (111 px for
