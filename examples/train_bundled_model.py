@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--contact-bias", type=float, default=0.0)
     parser.add_argument("--augment", default="basic", choices=("basic", "wide"))
     parser.add_argument("--scale-jitter", type=float, default=0.3)
+    parser.add_argument("--centre-map", choices=("on", "off"), default="off",
+                        help="also learn the centre map that seeds one nucleus each")  # fmt: skip
     args = parser.parse_args()
     config = TrainConfig(
         images=args.train_dir / "images",
@@ -72,6 +74,7 @@ def main() -> None:
         contact_weight=args.contact_weight,
         contact_bias=args.contact_bias,
         augment=args.augment,
+        centre=args.centre_map == "on",
         seed=0,
         device=args.device,
         resume=args.resume,
