@@ -8,15 +8,15 @@ import torch
 
 from napari_sa2net._progress import run_job
 from napari_sa2net.engine.augment import Augmentation
-from napari_sa2net.engine.data import (
+from napari_sa2net.engine.data import CropSampler
+from napari_sa2net.engine.losses import SegmentationLoss, centre_loss
+from napari_sa2net.engine.targets import (
     CENTRE_SCALE,
     IGNORE,
-    CropSampler,
     centre_map,
     labels_to_classes,
     make_target,
 )
-from napari_sa2net.engine.losses import SegmentationLoss, centre_loss
 from napari_sa2net.engine.train import train_job
 from napari_sa2net.model import load_model
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sa2net.engine.data import (
-    IGNORE,
-    Augmentation,
-    CropSampler,
-    labels_to_classes,
-    load_labelled_folder,
-    make_target,
-)
+from napari_sa2net.engine.data import Augmentation, CropSampler, load_labelled_folder
 from napari_sa2net.engine.metrics import aggregated_jaccard_index, instance_f1
+from napari_sa2net.engine.targets import IGNORE, labels_to_classes, make_target
 from napari_sa2net.inference.postprocess import probabilities_to_instances
 
 from .conftest import touching_nuclei
@@ -109,7 +103,7 @@ def test_load_labelled_folder(tiny_folders):
 
 
 def test_contact_focus_centres_crops_where_objects_touch():
-    from napari_sa2net.engine.data import contact_pixels
+    from napari_sa2net.engine.targets import contact_pixels
 
     labels = np.zeros((300, 300), np.uint16)
     labels[20:40, 20:40], labels[250:270, 250:270], labels[250:270, 270:290] = 1, 2, 3
@@ -164,7 +158,7 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
 
 
 def test_an_id_painted_on_two_separate_nuclei_becomes_two_objects():
-    from napari_sa2net.engine.data import split_disconnected
+    from napari_sa2net.engine.targets import split_disconnected
 
     labels = np.zeros((40, 60), np.uint16)
     labels[5:15, 5:15] = 7

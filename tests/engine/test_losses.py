@@ -100,8 +100,8 @@ def test_deep_supervision_sums_heads_with_weight_one():
 
 
 def test_contact_mask_marks_the_boundary_between_touching_objects_only():
-    from napari_sa2net.engine.data import labels_to_classes
     from napari_sa2net.engine.losses import contact_mask
+    from napari_sa2net.engine.targets import labels_to_classes
 
     labels = np.zeros((12, 20), np.uint16)
     labels[2:10, 2:10], labels[2:10, 10:18] = 1, 2
@@ -112,8 +112,8 @@ def test_contact_mask_marks_the_boundary_between_touching_objects_only():
 
 
 def test_contact_weight_raises_the_loss_of_a_merge_only():
-    from napari_sa2net.engine.data import labels_to_classes
     from napari_sa2net.engine.losses import SegmentationLoss
+    from napari_sa2net.engine.targets import labels_to_classes
 
     labels = np.zeros((12, 20), np.uint16)
     labels[2:10, 2:10], labels[2:10, 10:18] = 1, 2

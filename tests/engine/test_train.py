@@ -157,7 +157,8 @@ def test_mixed_precision_training_on_cuda(tiny_folders, tmp_path):
 
 
 def test_checkpoint_records_the_training_object_diameter(tiny_folders, tmp_path):
-    from napari_sa2net.engine.data import load_labelled_folder, median_object_diameter
+    from napari_sa2net.engine.data import load_labelled_folder
+    from napari_sa2net.engine.targets import median_object_diameter
     from napari_sa2net.inference.rescale import DIAMETER_KEY
 
     out = tmp_path / "model.pt"

@@ -108,7 +108,7 @@ def test_objects_cut_by_the_image_edge_are_kept_down_to_a_quarter_of_min_size(ch
 
 def _centre_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Touching disks (truth) and 4 maps whose interior joins every pair of touching disks."""
-    from napari_sa2net.engine.data import centre_map
+    from napari_sa2net.engine.targets import centre_map
 
     rng = np.random.default_rng(seed)
     shape, n, radius = (96, 112), 14, 10.0

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .data import contact_pixels
 from .metrics import match_instances, overlaps
+from .targets import contact_pixels
 
 #: Separator between the acquisition and the image index in a file name.
 ACQUISITION_SEPARATOR = "__"

@@ -23,11 +23,12 @@ import torch
 
 from .._progress import Job, Progress
 from ..io.atomic import remove_stale_partials
-from .data import IGNORE, CropSampler, make_target, split_disconnected
+from .data import CropSampler
 from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
 from .precision import MixedPrecision
 from .regions import Region, mask_of, plan_regions, with_context
+from .targets import IGNORE, make_target, split_disconnected
 from .train_config import training_targets
 
 

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 IGNORE = 255
 BACKGROUND, BOUNDARY = 0, 2
-#: Scale of the centre map in targets (``engine.data.CENTRE_SCALE``).
+#: Scale of the centre map in targets (``engine.targets.CENTRE_SCALE``).
 CENTRE_SCALE = 250
 
 

@@ -25,18 +25,12 @@ from .._progress import Job, Progress
 from ..inference.rescale import DIAMETER_KEY
 from ..io.atomic import remove_stale_partials
 from .augment import Augmentation
-from .data import (
-    CropSampler,
-    LabelledImage,
-    contact_pixels,
-    load_labelled_folder,
-    make_target,
-    median_object_diameter,
-)
+from .data import CropSampler, LabelledImage, load_labelled_folder
 from .evaluation import validate
 from .losses import SegmentationLoss
 from .precision import MixedPrecision
 from .state import last_path, load_state, restore_state, save_state, state_path
+from .targets import contact_pixels, make_target, median_object_diameter
 from .train_config import TrainConfig, auto_boundary_width, training_targets
 
 __all__ = ["DEFAULT_EPOCHS", "TrainConfig", "TrainResult", "split_validation", "train_job"]
