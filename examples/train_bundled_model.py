@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from napari_sa2net.cli._bar import drive
+from napari_sa2net.engine.augment import PRESETS
 from napari_sa2net.engine.train import TrainConfig, train_job
 from napari_sa2net.inference.sizing import model_halo
 from napari_sa2net.model.checkpoints import load_model, save_checkpoint
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--boundary-width", type=int, default=3)
     parser.add_argument("--contact-weight", type=float, default=1.0)
     parser.add_argument("--contact-bias", type=float, default=0.0)
-    parser.add_argument("--augment", default="basic", choices=("basic", "wide"))
+    parser.add_argument("--augment", default="basic", choices=PRESETS)
     parser.add_argument("--scale-jitter", type=float, default=0.3)
     parser.add_argument("--centre-map", choices=("on", "off"), default="off",
                         help="also learn the centre map that seeds one nucleus each")  # fmt: skip

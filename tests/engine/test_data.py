@@ -150,6 +150,9 @@ def test_wide_augmentation_adds_acquisition_faults_and_basic_keeps_the_old_draws
     photometric = Augmentation.preset("photometric", 0.3)  # only the faults of low light
     assert photometric.p_noise > 0 and photometric.p_background > 0
     assert photometric.p_blur == photometric.p_saturate == photometric.p_quantize == 0
+    focus = Augmentation.preset("focus", 0.3)  # out of focus only, up to the 2-px blur scored
+    assert focus.p_blur > 0 and focus.max_blur == 2.0
+    assert focus.p_noise == focus.p_background == focus.p_saturate == focus.p_quantize == 0
     x, y = sampler(augmentation=wide).batch(16)
     assert np.isfinite(x).all() and set(np.unique(y)) <= {0, 1, 2, IGNORE}
     assert "wide" in PRESETS

@@ -46,9 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of the objects' median diameter, 1-5 px; 3 px for 27-px nuclei)",
     )  # fmt: skip
     parser.add_argument(
-        "--augment", default="basic", metavar="basic|noise|photometric|medium|wide",
+        "--augment", default="basic", metavar="basic|noise|photometric|focus|medium|wide",
         help="basic: flips, turns, mild intensity jitter; noise: also shot/read noise on "
-        "some crops; photometric: also noise or an uneven background on some crops; medium: "
+        "some crops; photometric: also noise or an uneven background on some crops; focus: "
+        "also a 0.5-2 px blur on a quarter of the crops; medium: "
         "also blur, saturation, uneven background, noise and few grey levels on a few crops; "
         "wide: on most crops",
     )  # fmt: skip

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 #: Names accepted by :meth:`Augmentation.preset` (``TrainConfig.augment``).
-PRESETS = ("basic", "noise", "photometric", "medium", "wide")
+PRESETS = ("basic", "noise", "photometric", "focus", "medium", "wide")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class Augmentation:
         crops), ``"photometric"`` (basic, and noise or an uneven
         background on some crops: the two faults that cost the basic model most in
         ``examples/robustness.py``; no blur, saturation or quantization, which blur the thin
-        gaps between touching nuclei), ``"medium"`` (basic, and each acquisition fault on a few
+        gaps between touching nuclei), ``"focus"`` (basic, and a Gaussian blur of 0.5-2 px on a
+        quarter of the crops: out-of-focus acquisitions, the largest loss left after ``denoise``
+        and ``flatten``), ``"medium"`` (basic, and each acquisition fault on a few
         crops: about half the crops keep none) or ``"wide"`` (stronger jitter, and the faults on
         most crops).
 
@@ -77,6 +79,8 @@ class Augmentation:
             return cls(
                 scale_range=scales, p_noise=0.3, p_background=0.2, noise_range=(0.01, 0.3),
             )  # fmt: skip
+        if name == "focus":  # basic, and out-of-focus crops
+            return cls(scale_range=scales, p_blur=0.25, max_blur=2.0)
         if name == "medium":  # basic's geometry and jitter; each fault on a few crops
             return cls(
                 scale_range=scales, p_blur=0.1, p_saturate=0.05, p_noise=0.2, p_quantize=0.05,

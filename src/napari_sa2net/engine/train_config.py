@@ -84,7 +84,8 @@ class TrainConfig:
     ``scale_jitter=s`` samples a quarter of the crops (``augment="wide"``: half) at a random
     zoom in ``[1/(1+s), 1+s]``. ``augment``: ``"basic"`` geometry and mild intensity jitter,
     ``"noise"`` also shot and read noise on some crops, ``"photometric"`` also noise or an
-    uneven background on some crops, ``"medium"`` also blur, saturation, uneven background,
+    uneven background on some crops, ``"focus"`` also a blur on a quarter of the crops,
+    ``"medium"`` also blur, saturation, uneven background,
     noise and few grey levels on a few crops, ``"wide"`` on most (``engine.augment``).
     ``boundary_width``: pixels of the boundary class inside each object (instance mode);
     ``None`` (the default) sets it from the training objects' median diameter
