@@ -59,3 +59,29 @@ def test_crowded_windows_and_counts_score_only_the_objects_inside():
     counts = crowded_counts(labels, merged, region)
     assert counts.n_pred == inside - 1
     assert counts.f1(0.5) < 1.0 and counts.matched_true[0.5] <= inside - 1
+
+
+def test_the_cv_summary_averages_seeds_per_fold_and_reports_their_spread():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "cross_validate.py"
+    spec = importlib.util.spec_from_file_location("cross_validate", path)
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+
+    def row(fold, seed, f1, crowd_true=0, hits=0):
+        return {"fold": str(fold), "seed": str(seed), "dice": "0.9", "f1_50": str(f1),
+                "f1_75": "0.8", "aji": "0.7", "crowd_true": str(crowd_true),
+                "crowd_pred": str(crowd_true), "crowd_hit_true_50": str(hits),
+                "crowd_hit_pred_50": str(hits), "crowd_hit_true_75": "0",
+                "crowd_hit_pred_75": "0", "seconds": "1", "megapixels": "1"}  # fmt: skip
+
+    rows = [row(0, 0, 0.9), row(0, 1, 0.9), row(1, 0, 1.0, 10, 10), row(1, 1, 0.8, 10, 5)]
+    cells = [c.strip() for c in cv.summary_line("r", rows).strip("| ").split("|")]
+    assert cells[:3] == ["r", "2", "4"]  # seeds, images
+    assert cells[4] == "0.900 ± 0.000"  # F1: both folds' seed means are 0.9
+    assert cells[7] == "0.071"  # but the seeds' means are 0.95 and 0.85
+    assert cells[8] == "0.750"  # crowded F1 pooled over seeds: 30 hits of 40 objects
+    old = {k: v for k, v in row(0, 0, 0.9).items() if k != "seed"}
+    assert cv._with_defaults(old)["seed"] == "0"  # rows written before seeds were trained
