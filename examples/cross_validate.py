@@ -46,6 +46,7 @@ from napari_sa2net.engine.data import load_labelled_folder
 from napari_sa2net.engine.evaluation import score_labels
 from napari_sa2net.engine.train import TrainConfig, train_job
 from napari_sa2net.inference.sizing import model_halo
+from napari_sa2net.model.checkpoints import read_checkpoint
 
 METRICS = ("dice", "f1_50", "f1_75", "aji")
 
@@ -104,11 +105,29 @@ def link_folder(items, folder: Path) -> Path:
     return folder
 
 
+def fold_finished(last: Path, epochs: int, minutes: float | None = None) -> bool:
+    """Whether ``last`` holds a fold's finished training (all ``epochs``, or ``minutes`` spent).
+
+    ``model.last.pt`` is rewritten after every epoch, so an interrupted run leaves one behind;
+    only a checkpoint whose metadata reports the whole run may be reused."""
+    if not last.exists():
+        return False
+    training = read_checkpoint(last).get("metadata", {}).get("training", {})
+    if training.get("epochs_done", 0) >= epochs:
+        return True
+    return minutes is not None and training.get("seconds", 0) >= minutes * 60
+
+
 def train_fold(args, items, held: list[int], fold_dir: Path, seed: int = 0) -> Path:
-    """Train on every item outside ``held``; return the last checkpoint (trained once)."""
+    """Train on every item outside ``held``; return the last checkpoint (trained once).
+
+    A fold whose training was interrupted is trained again from the start, not resumed, so that
+    every fold of a comparison comes from one uninterrupted, seeded run."""
     last = fold_dir / "model.last.pt"
-    if last.exists():
+    if fold_finished(last, args.epochs, args.minutes):
         return last
+    if last.exists():
+        print(f"fold {fold_dir.name}: unfinished training found, training it again", flush=True)
     train = link_folder([it for i, it in enumerate(items) if i not in held], fold_dir / "train")
     val = link_folder([items[held[0]]], fold_dir / "val")  # scored once at the end, never chosen
     recipe = {

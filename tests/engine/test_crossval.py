@@ -61,7 +61,7 @@ def test_crowded_windows_and_counts_score_only_the_objects_inside():
     assert counts.f1(0.5) < 1.0 and counts.matched_true[0.5] <= inside - 1
 
 
-def test_the_cv_summary_averages_seeds_per_fold_and_reports_their_spread():
+def _cross_validate_example():
     import importlib.util
     from pathlib import Path
 
@@ -69,6 +69,27 @@ def test_the_cv_summary_averages_seeds_per_fold_and_reports_their_spread():
     spec = importlib.util.spec_from_file_location("cross_validate", path)
     cv = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cv)
+    return cv
+
+
+def test_an_interrupted_fold_is_not_taken_for_a_finished_one(tmp_path):
+    from napari_sa2net.model import create_model, save_checkpoint
+
+    cv = _cross_validate_example()
+    last = tmp_path / "model.last.pt"
+    assert not cv.fold_finished(last, epochs=8)
+    model = create_model("sa2net-tiny")
+    model.metadata = {"training": {"epochs_done": 3, "seconds": 100.0}}
+    save_checkpoint(model, last)  # rewritten after every epoch: epoch 3 of 8
+    assert not cv.fold_finished(last, epochs=8)
+    assert cv.fold_finished(last, epochs=8, minutes=1.5)  # its time budget was spent
+    model.metadata = {"training": {"epochs_done": 8, "seconds": 300.0}}
+    save_checkpoint(model, last)
+    assert cv.fold_finished(last, epochs=8)
+
+
+def test_the_cv_summary_averages_seeds_per_fold_and_reports_their_spread():
+    cv = _cross_validate_example()
 
     def row(fold, seed, f1, crowd_true=0, hits=0):
         return {"fold": str(fold), "seed": str(seed), "dice": "0.9", "f1_50": str(f1),
