@@ -105,6 +105,11 @@ def link_folder(items, folder: Path) -> Path:
     return folder
 
 
+def fold_name(fold: int, seed: int) -> str:
+    """The folder of fold ``fold`` trained with ``seed`` (seed 0 keeps the first runs' names)."""
+    return f"fold-{fold}" if seed == 0 else f"fold-{fold}-seed-{seed}"
+
+
 def fold_finished(last: Path, epochs: int, minutes: float | None = None) -> bool:
     """Whether ``last`` holds a fold's finished training (all ``epochs``, or ``minutes`` spent).
 
@@ -195,7 +200,7 @@ def run(args: argparse.Namespace) -> None:
     for seed, (k, held) in itertools.product(seeds, enumerate(folds)):
         if args.only_fold is not None and k != args.only_fold:
             continue
-        fold_dir = args.out / (f"fold-{k}" if seed == 0 else f"fold-{k}-seed-{seed}")
+        fold_dir = args.out / fold_name(k, seed)
         model = load_model(train_fold(args, items, held, fold_dir, seed), device="cpu")
         model_halo(model)  # measured once here, not inside the first image's time
         for tta, threshold, size, diameter in itertools.product(

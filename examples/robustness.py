@@ -3,14 +3,17 @@
 Usage::
 
     python examples/robustness.py TRAIN_DIR VAL_DIR --cv cv/RECIPE --out robust.csv \\
-        [--kinds clean,lowlight,dim8,saturated,blur,gradient] [--folds 0,1,2] \\
+        [--kinds clean,lowlight,dim8,saturated,blur,gradient] [--folds 0,1,2] [--seeds 0,1,2] \\
         [--min-fraction 0.1] [--denoise auto,off] [--flatten auto,off]
     python examples/robustness.py --summarize robust.csv [other.csv ...]
 
-``--cv`` is a results folder of ``examples/cross_validate.py`` (its ``fold-K/model.last.pt``);
-every held-out image of fold K is degraded in its raw intensities, then segmented by fold K's
-model through the engine (``segment``, no rescaling) and scored against its labels. The
-degradations stand for acquisitions the training data does not hold:
+``--cv`` is a results folder of ``examples/cross_validate.py`` (its ``fold-K/model.last.pt``;
+with ``--seeds``, also each seed's ``fold-K-seed-S``); every held-out image of fold K is degraded
+in its raw intensities, then segmented by each of fold K's models through the engine
+(``segment``, no rescaling) and scored against its labels. The summary averages a fold's seeds
+before it takes mean ± sd over folds, and gives the sd over seeds of the mean F1 @ 0.5: a
+recipe's gain on a degradation counts only where it is larger than that. The degradations
+stand for acquisitions the training data does not hold:
 
 - ``lowlight``: a photon-starved camera, 25 photons at the nuclei's brightest, Poisson noise
   plus 2 e- read noise, 16-bit;
@@ -41,7 +44,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cross_validate import load_items
+from cross_validate import fold_name, load_items
 
 from napari_sa2net import load_model, segment
 from napari_sa2net.cli._settings_args import denoise_value, flatten_value
@@ -105,8 +108,15 @@ def run(args: argparse.Namespace) -> None:
     smoothings = args.denoise.split(",")
     flattenings = args.flatten.split(",")
     rows = []
-    for k in (int(v) for v in args.folds.split(",")):
-        model = load_model(str(args.cv / f"fold-{k}" / "model.last.pt"))
+    seeds = [int(v) for v in args.seeds.split(",")]
+    for seed, k in itertools.product(seeds, (int(v) for v in args.folds.split(","))):
+        path = args.cv / fold_name(k, seed) / "model.last.pt"
+        if not path.exists():
+            raise SystemExit(
+                f"{path} does not exist; run examples/cross_validate.py with --seeds {seed} "
+                f"first, or leave seed {seed} out of --seeds"
+            )
+        model = load_model(str(path))
         min_size = None
         if args.min_fraction is not None:
             area = math.pi / 4 * float(model.metadata[DIAMETER_KEY]) ** 2
@@ -121,15 +131,15 @@ def run(args: argparse.Namespace) -> None:
                                  flatten=flatten_value(flat))  # fmt: skip
                 crowd = crowded_counts(truth, result.labels, region)
                 rows.append({
-                    "fold": k, "image": item["key"], "kind": kind, "denoise": smooth,
+                    "fold": k, "seed": seed, "image": item["key"], "kind": kind, "denoise": smooth,
                     "sigma": result.provenance["denoise"]["sigma"], "flatten": flat,
                     "flattened": result.provenance["flatten"]["applied"],
                     **score_labels(truth, result.labels),
                     "crowd_true": crowd.n_true, "crowd_pred": crowd.n_pred,
                     "crowd_hit": crowd.matched_true[0.5] + crowd.matched_pred[0.5],
                 })  # fmt: skip
-                print(f"fold {k} {item['key']} {kind} denoise {smooth} flatten {flat}: "
-                      f"F1 {rows[-1]['f1_50']:.3f}", flush=True)  # fmt: skip
+                print(f"fold {k} seed {seed} {item['key']} {kind} denoise {smooth} "
+                      f"flatten {flat}: F1 {rows[-1]['f1_50']:.3f}", flush=True)  # fmt: skip
     with open(args.out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -137,7 +147,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def summarize(paths: list[Path]) -> None:
-    """Per file and degradation: mean ± sd over folds of the per-fold means, crowded F1."""
+    """Per file and degradation: mean ± sd over folds of the per-fold means (each fold's seeds
+    averaged), the sd over seeds of the mean F1 @ 0.5, and the crowded F1 pooled over seeds."""
     for path in paths:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -153,11 +164,18 @@ def summarize(paths: list[Path]) -> None:
                 per.setdefault(r["fold"], []).append(r)
             smoothed = sum(1 for r in chosen if r.get("sigma") not in (None, "", "None"))
             flattened = sum(1 for r in chosen if r.get("flattened") == "True")
+            seeds = sorted({r.get("seed", "0") for r in chosen})
             line = (f"  {kind:10s} denoise {smooth:4s} ({smoothed} smoothed) flatten {flat:4s} "
-                    f"({flattened} flattened) folds {','.join(sorted(per))}")  # fmt: skip
+                    f"({flattened} flattened) folds {','.join(sorted(per))} "
+                    f"seeds {','.join(seeds)}")  # fmt: skip
             for m in METRICS:
                 means = np.array([np.mean([float(r[m]) for r in per[f]]) for f in sorted(per)])
                 line += f"  {m} {means.mean():.3f} ± {means.std():.3f}"
+            if len(seeds) > 1:
+                by_seed = [np.mean([np.mean([float(r["f1_50"]) for r in per[f]
+                                             if r.get("seed", "0") == s]) for f in sorted(per)])
+                           for s in seeds]  # fmt: skip
+                line += f"  seed sd of f1_50 {np.std(by_seed, ddof=1):.3f}"
             true = sum(int(r["crowd_true"]) for r in chosen)
             pred = sum(int(r["crowd_pred"]) for r in chosen)
             hits = sum(int(r["crowd_hit"]) for r in chosen)
@@ -171,6 +189,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="CSV of per-image rows")
     parser.add_argument("--kinds", default="clean," + ",".join(KINDS))
     parser.add_argument("--folds", default="0,1,2")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--min-fraction", type=float, default=None)
     parser.add_argument("--denoise", default="auto", help="comma-separated: auto, off, sigma")
     parser.add_argument("--flatten", default="auto", help="comma-separated: auto, on, off")

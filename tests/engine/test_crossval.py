@@ -106,3 +106,33 @@ def test_the_cv_summary_averages_seeds_per_fold_and_reports_their_spread():
     assert cells[8] == "0.750"  # crowded F1 pooled over seeds: 30 hits of 40 objects
     old = {k: v for k, v in row(0, 0, 0.9).items() if k != "seed"}
     assert cv._with_defaults(old)["seed"] == "0"  # rows written before seeds were trained
+
+
+def test_the_robustness_summary_averages_seeds_per_fold_and_reports_their_spread(
+    tmp_path, capsys, monkeypatch
+):
+    import csv
+    from pathlib import Path
+
+    examples = Path(__file__).parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    import robustness
+
+    def row(fold, seed, f1):
+        return {"fold": fold, "seed": seed, "image": f"i{fold}", "kind": "blur",
+                "denoise": "auto", "sigma": "", "flatten": "auto", "flattened": "False",
+                "dice": 0.9, "f1_50": f1, "f1_75": 0.8, "aji": 0.7, "crowd_true": 10,
+                "crowd_pred": 10, "crowd_hit": 15}  # fmt: skip
+
+    rows = [row(0, 0, 0.9), row(0, 1, 0.9), row(1, 0, 1.0), row(1, 1, 0.8)]
+    path = tmp_path / "robust.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    robustness.summarize([path])
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "seeds 0,1" in line
+    assert "f1_50 0.900 ± 0.000" in line  # both folds' seed means are 0.9
+    assert "seed sd of f1_50 0.071" in line  # the seeds' means are 0.95 and 0.85
+    assert "crowded F1 0.750 (40 / 40)" in line
