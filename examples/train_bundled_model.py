@@ -3,7 +3,7 @@
 Usage::
 
     python examples/train_bundled_model.py TRAIN_DIR VAL_DIR --out nuclei-fluo.pt --epochs 60 \
-        --boundary-width 3
+        --boundary-width 3 --augment focus
 
 ``TRAIN_DIR`` and ``VAL_DIR`` each hold ``images/NAME.tif`` and ``labels/NAME.tif`` (instance ids),
 e.g. the hand-annotated nuclei of mnfinder 1.2.3. The run's own files are
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--boundary-width", type=int, default=3)
     parser.add_argument("--contact-weight", type=float, default=1.0)
     parser.add_argument("--contact-bias", type=float, default=0.0)
-    parser.add_argument("--augment", default="basic", choices=PRESETS)
+    parser.add_argument("--augment", default="focus", choices=PRESETS)
     parser.add_argument("--scale-jitter", type=float, default=0.3)
     parser.add_argument("--centre-map", choices=("on", "off"), default="off",
                         help="also learn the centre map that seeds one nucleus each")  # fmt: skip
