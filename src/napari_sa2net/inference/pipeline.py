@@ -268,9 +268,15 @@ def predict_chunks(
             current, right = [], None
             for j in range(cols):
                 core, spill_right, bottom, corner = next(results)
-                top_left = above[j - 1][1] if j else None
-                pending.append(writer.submit(store, chunking.bounds(i, j),
-                                             (core, right, above[j][0], top_left)))  # fmt: skip
+                parts = (core, right, above[j][0], above[j - 1][1] if j else None)
+                # Chunk (i, j) is the last to read the bottom spill above it and the corner
+                # spill above-left: drop them now, not at the row's end, so that about one
+                # row of spills is alive at a time instead of two.
+                above[j] = (None, above[j][1])
+                if j:
+                    above[j - 1] = (None, None)
+                pending.append(writer.submit(store, chunking.bounds(i, j), parts))
+                del parts, core
                 right = spill_right
                 current.append((bottom, corner))
                 while len(pending) > 2 * max(1, execution.workers):
