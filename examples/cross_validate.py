@@ -272,6 +272,16 @@ def _fold_means(rows: list[dict], metric: str) -> dict[tuple[str, str], float]:
     }
 
 
+def seed_spread(rows: list[dict], metric: str = "f1_50") -> float | None:
+    """Sample sd over seeds of each seed's mean over folds of ``metric`` (``None``: one seed)."""
+    per = _fold_means(rows, metric)
+    seeds = sorted({s for _, s in per})
+    if len(seeds) < 2:
+        return None
+    by_seed = [np.mean([v for (_, s), v in per.items() if s == seed]) for seed in seeds]
+    return float(np.std(by_seed, ddof=1))
+
+
 def summary_line(name: str, rows: list[dict]) -> str:
     """One markdown row: fold means ± sd over folds (each averaged over its seeds), the sd over
     seeds of the mean F1 @ 0.5, the pooled crowded scores, seconds per megapixel."""
@@ -284,9 +294,8 @@ def summary_line(name: str, rows: list[dict]) -> str:
         cells.append(
             f"{np.mean(means):.3f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:.3f}"
         )
-    per = _fold_means(rows, "f1_50")
-    by_seed = [np.mean([v for (_, s), v in per.items() if s == seed]) for seed in seeds]
-    cells.append(f"{np.std(by_seed, ddof=1):.3f}" if len(seeds) > 1 else "–")
+    spread = seed_spread(rows)
+    cells.append(f"{spread:.3f}" if spread is not None else "–")
     total = lambda key: sum(int(r[key]) for r in rows)  # noqa: E731
     n = total("crowd_true") + total("crowd_pred")
     for t in ("50", "75"):

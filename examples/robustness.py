@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cross_validate import fold_name, load_items
+from cross_validate import fold_name, load_items, seed_spread
 
 from napari_sa2net import load_model, segment
 from napari_sa2net.cli._settings_args import denoise_value, flatten_value
@@ -151,7 +151,7 @@ def summarize(paths: list[Path]) -> None:
     averaged), the sd over seeds of the mean F1 @ 0.5, and the crowded F1 pooled over seeds."""
     for path in paths:
         with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = [{"seed": "0", **r} for r in csv.DictReader(handle)]  # before --seeds: 0
         print(path)
 
         def setup(r: dict) -> tuple:
@@ -164,18 +164,16 @@ def summarize(paths: list[Path]) -> None:
                 per.setdefault(r["fold"], []).append(r)
             smoothed = sum(1 for r in chosen if r.get("sigma") not in (None, "", "None"))
             flattened = sum(1 for r in chosen if r.get("flattened") == "True")
-            seeds = sorted({r.get("seed", "0") for r in chosen})
+            seeds = sorted({r["seed"] for r in chosen})
             line = (f"  {kind:10s} denoise {smooth:4s} ({smoothed} smoothed) flatten {flat:4s} "
                     f"({flattened} flattened) folds {','.join(sorted(per))} "
                     f"seeds {','.join(seeds)}")  # fmt: skip
             for m in METRICS:
                 means = np.array([np.mean([float(r[m]) for r in per[f]]) for f in sorted(per)])
                 line += f"  {m} {means.mean():.3f} ± {means.std():.3f}"
-            if len(seeds) > 1:
-                by_seed = [np.mean([np.mean([float(r["f1_50"]) for r in per[f]
-                                             if r.get("seed", "0") == s]) for f in sorted(per)])
-                           for s in seeds]  # fmt: skip
-                line += f"  seed sd of f1_50 {np.std(by_seed, ddof=1):.3f}"
+            spread = seed_spread(chosen)
+            if spread is not None:
+                line += f"  seed sd of f1_50 {spread:.3f}"
             true = sum(int(r["crowd_true"]) for r in chosen)
             pred = sum(int(r["crowd_pred"]) for r in chosen)
             hits = sum(int(r["crowd_hit"]) for r in chosen)
