@@ -24,6 +24,7 @@ import torch
 from .._progress import Job, Progress
 from ..inference.rescale import DIAMETER_KEY
 from ..io.atomic import remove_stale_partials
+from ..memory import keep_freed_memory, release_memory
 from .augment import Augmentation
 from .data import CropSampler, LabelledImage, load_labelled_folder
 from .evaluation import validate
@@ -274,18 +275,24 @@ def train_job(cfg: TrainConfig) -> Job[TrainResult]:
     )
     stopped = "epochs"
     run.model.train()
-    while total is None or run.epoch < total:
-        losses = []
-        for step in range(1, run.steps + 1):
-            losses.append(run.train_step())
-            yield Progress("batch", step, run.steps, 1, metrics={"loss": losses[-1]})
-        run.epoch += 1
-        metrics = _end_epoch(run, float(np.mean(losses)), started)
-        run.model.train()
-        yield Progress("epoch", run.epoch, total, 0, f"epoch {run.epoch}", metrics)
-        if budget is not None and time.monotonic() - started >= budget:
-            stopped = "time budget"
-            break
+    # Each step frees and allocates the same activations again: keep their pages (on a CPU the
+    # kernel otherwise faults in ~1.7 GB a step; measured 0.84 x the step time) until the end.
+    keep_freed_memory()
+    try:
+        while total is None or run.epoch < total:
+            losses = []
+            for step in range(1, run.steps + 1):
+                losses.append(run.train_step())
+                yield Progress("batch", step, run.steps, 1, metrics={"loss": losses[-1]})
+            run.epoch += 1
+            metrics = _end_epoch(run, float(np.mean(losses)), started)
+            run.model.train()
+            yield Progress("epoch", run.epoch, total, 0, f"epoch {run.epoch}", metrics)
+            if budget is not None and time.monotonic() - started >= budget:
+                stopped = "time budget"
+                break
+    finally:
+        release_memory()
     best = Path(cfg.out) if Path(cfg.out).exists() and run.best_epoch else None
     return TrainResult(
         best, last_path(cfg.out), run.best_epoch, run.best_metrics, run.epoch,

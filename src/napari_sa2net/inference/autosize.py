@@ -262,7 +262,7 @@ def estimate_size(
         pixels += more
         if len(fine) >= MIN_OBJECTS:
             areas, diameter = fine, weighted_median_diameter(fine)
-    from .memory import release_memory
+    from ..memory import release_memory
 
     release_memory()  # the sample's transient buffers go back before the run itself
     if diameter is None:

@@ -32,9 +32,9 @@ import numpy as np
 
 from .. import __version__
 from .._progress import Cancelled, Job, Progress
+from ..memory import keep_freed_memory, release_memory, trim_if_above
 from .instances import instances
 from .maps import MapSink
-from .memory import keep_freed_memory, release_memory, trim_if_above
 from .pipeline import predict_chunks
 from .plan import RunPlan
 from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary

@@ -79,7 +79,7 @@ def model_halo(net: Any) -> int:
         if recorded.get("weights") == fingerprint and isinstance(recorded.get("px"), int):
             halo = recorded["px"]
         else:
-            from .memory import release_memory
+            from ..memory import release_memory
 
             halo = suggested_halo(net)
             release_memory()

@@ -45,7 +45,7 @@ def threads_per_worker(identities: dict[str, tuple[str, int, int]]) -> dict[str,
 def _set_threads(plan: dict[str, int], dask_worker: Any = None) -> int:
     import torch
 
-    from .memory import keep_freed_memory
+    from ..memory import keep_freed_memory
 
     threads = plan[dask_worker.address]
     if torch.get_num_threads() != threads:
@@ -56,7 +56,7 @@ def _set_threads(plan: dict[str, int], dask_worker: Any = None) -> int:
 
 def release(client: Any) -> None:
     """Hand the workers' freed memory back to their systems (the end of a run)."""
-    from .memory import release_memory
+    from ..memory import release_memory
 
     client.run(release_memory)
 

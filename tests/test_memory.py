@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from napari_sa2net.inference import memory
+from napari_sa2net import memory
 from napari_sa2net.model import sa2
 from napari_sa2net.model.checkpoints import load_model
 
