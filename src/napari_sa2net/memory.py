@@ -13,10 +13,10 @@ thread). Blocks larger than such a heap are always mapped afresh, which is why t
 its largest activation in bands (``napari_sa2net.model.sa2.MLP_BAND_BYTES``).
 :func:`trim_if_above` hands free memory back after a chunk when the process holds more than
 :data:`TRIM_ABOVE`, and :func:`release_memory` at the end of a run. Training keeps freed memory
-too (``engine.train.train_job`` and ``engine.finetune.finetune_job``, released when they end): a CPU training step of the bundled
-recipe otherwise faulted in ~1.7 GB afresh (440,000 page faults; whole `sa2net train` run 0.76
-× the time with it, peak 3.25 GB against 2.92 GB). They do nothing where the C library is not
-glibc.
+too (``engine.train.train_job`` and ``engine.finetune.finetune_job``, released when they end):
+a CPU training step of the bundled recipe otherwise faulted in ~1.7 GB afresh (440,000 page
+faults; whole `sa2net train` run 0.76 × the time with it, peak 3.25 GB against 2.92 GB). They
+do nothing where the C library is not glibc.
 """
 
 from __future__ import annotations
