@@ -208,8 +208,8 @@ def test_each_blending_spill_is_freed_once_the_chunk_that_reads_it_is_merged(mon
     spills: list[weakref.ref] = []
     split = pipeline.split_group
 
-    def tracked(acc, bounds):
-        parts = split(acc, bounds)
+    def tracked(acc, bounds, **options):
+        parts = split(acc, bounds, **options)
         spills.extend(weakref.ref(p) for p in parts[1:] if p.size)
         return parts
 
@@ -228,3 +228,64 @@ def test_each_blending_spill_is_freed_once_the_chunk_that_reads_it_is_merged(mon
     # About one chunk row of bottom and corner spills (plus those in hand), never two rows:
     # 14 here; keeping the row above until the row's end held 19.
     assert max(alive) <= 2 * cols + 4
+
+
+@pytest.mark.parametrize("num_maps", [1, 3, 4])
+def test_a_background_groups_spills_are_one_weight_plane_that_merges_exactly(num_maps):
+    from napari_sa2net.inference.merger import Accumulator, BackgroundSpill, split_group
+
+    plan = TilePlan((200, 230), 64, 16)
+    bounds = (0, 96, 0, 112)
+    extent = (0, 200, 0, 230)
+    acc = Accumulator(extent, num_maps, plan)
+    acc.add_background(plan.tiles())
+    sums = acc.to_host()
+    full = split_group(sums, bounds)
+    compact = split_group(sums, bounds, background=True)
+    for whole, small in zip(full[1:], compact[1:]):
+        assert isinstance(small, BackgroundSpill) and small.weight.ndim == 2
+        assert small.shape == whole.shape
+        np.testing.assert_array_equal(small.expand(), whole)
+    # Merged into a neighbour's chunk alongside predicted sums: the same bits as the full spill.
+    rng = np.random.default_rng(0)
+    shape = (96, 112)
+    core = rng.random((num_maps + 1, *shape)) + 0.5
+
+    def merged(parts):
+        return merge_chunk(shape, num_maps, core.copy(), *parts)
+
+    expected = merged(full[1:])
+    np.testing.assert_array_equal(merged(compact[1:]), expected)
+
+
+def test_chunks_of_glass_hand_on_compact_spills_and_the_slide_comes_out_the_same(monkeypatch):
+    # A mostly empty slide: tiles in ``skip`` are glass. The compact spills of all-glass groups
+    # must give the very probabilities the full spills gave.
+    from napari_sa2net.inference import pipeline
+    from napari_sa2net.inference.merger import BackgroundSpill
+
+    shape, chunk = (320, 384), 64
+    image = np.random.default_rng(1).random((*shape, 1)).astype(np.float32)
+    plan = TilePlan(shape, 48, 16)
+    skip = frozenset(t.index for t in plan.tiles() if not (100 < t.y0 < 200 and t.x0 < 150))
+    predictor = ZeroCostPredictor(3, 2, (np.zeros(1), np.ones(1)))
+    chunking = Chunking.regular(shape, chunk)
+
+    def run():
+        out = np.zeros((3, *shape), np.float32)
+        predict_chunks(image, plan, chunking, predictor, skip, _into(out))
+        return out
+
+    compact = run()
+    split = pipeline.split_group
+    kinds = []
+
+    def full_spills(acc, bounds, background=False):
+        parts = split(acc, bounds, background=background)
+        kinds.extend(isinstance(p, BackgroundSpill) for p in parts[1:])
+        return split(acc, bounds)
+
+    monkeypatch.setattr(pipeline, "split_group", full_spills)
+    expected = run()
+    assert sum(kinds) > len(kinds) // 2  # most groups of this slide are glass
+    np.testing.assert_array_equal(compact, expected)

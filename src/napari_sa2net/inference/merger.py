@@ -201,29 +201,68 @@ def _support(factor: np.ndarray) -> tuple[slice, np.ndarray]:
     return slice(start, stop), np.ascontiguousarray(factor[start:stop])
 
 
-def split_group(acc: np.ndarray, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
+class BackgroundSpill:
+    """The spill of a group none of whose tiles was predicted, held as its weight plane alone.
+
+    Such a group's sums are its tiles' blending weights times the empty tile's maps
+    (:func:`background_probabilities`): its class-0 plane received exactly the additions of its
+    weight plane (the same values in the same order, so the two are equal bit for bit) and its
+    other planes stayed 0. One ``h×w`` float64 plane therefore holds the whole ``(K + 1)×h×w``
+    spill exactly, a quarter of the memory for 3 classes; on a slide that is mostly glass most
+    spills alive at once are of this kind.
+    """
+
+    def __init__(self, weight: np.ndarray, num_maps: int) -> None:
+        self.weight, self.num_maps = weight, num_maps
+        self.shape = (num_maps + 1, *weight.shape)
+        self.size = weight.size * (num_maps + 1)
+
+    def add_to(self, acc: np.ndarray) -> None:
+        """Add this spill to the top-left corner of the sums ``acc`` (``(K + 1)×H×W``)."""
+        h, w = min(self.weight.shape[0], acc.shape[1]), min(self.weight.shape[1], acc.shape[2])
+        weight = self.weight[:h, :w]
+        if self.num_maps > 1:
+            acc[0, :h, :w] += weight
+        acc[self.num_maps, :h, :w] += weight
+
+    def expand(self) -> np.ndarray:
+        """The spill as the full ``(K + 1)×h×w`` sums it stands for."""
+        full = np.zeros(self.shape, np.float64)
+        self.add_to(full)
+        return full
+
+
+def split_group(
+    acc: np.ndarray, bounds: tuple[int, int, int, int], background: bool = False
+) -> tuple[Any, ...]:
     """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges.
 
     The spills are copies: a view would keep the whole accumulator alive until the chunk row
     below has merged them, which made peak memory grow with the slide's width. The core is a
     view (it is merged at once, and copying it would briefly hold the accumulator twice).
+    ``background``: no tile of the group was predicted; the spills are :class:`BackgroundSpill`.
     """
     height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
-    return (
-        acc[:, :height, :width],
-        acc[:, :height, width:].copy(),
-        acc[:, height:, :width].copy(),
-        acc[:, height:, width:].copy(),
+    spills = (
+        (slice(None, height), slice(width, None)),
+        (slice(height, None), slice(None, width)),
+        (slice(height, None), slice(width, None)),
     )
+    if background:
+        num_maps = acc.shape[0] - 1
+        parts = [BackgroundSpill(acc[num_maps][ys, xs].copy(), num_maps) for ys, xs in spills]
+    else:
+        parts = [acc[:, ys, xs].copy() for ys, xs in spills]
+    return (acc[:, :height, :width], *parts)
 
 
 def merge_chunk(
     shape: tuple[int, int],
     num_maps: int,
     core: np.ndarray | None,
-    left: np.ndarray | None = None,
-    top: np.ndarray | None = None,
-    top_left: np.ndarray | None = None,
+    left: np.ndarray | BackgroundSpill | None = None,
+    top: np.ndarray | BackgroundSpill | None = None,
+    top_left: np.ndarray | BackgroundSpill | None = None,
 ) -> np.ndarray:
     """Probabilities ``K×h×w`` float32 of one chunk from its core and its neighbours' spills.
 
@@ -242,9 +281,13 @@ def merge_chunk(
     else:
         acc, parts = np.zeros(full, np.float64), (core, left, top, top_left)
     for part in parts:
-        if part is not None and part.size:
-            h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
-            acc[:, :h, :w] += part[:, :h, :w]
+        if part is None or not part.size:
+            continue
+        if isinstance(part, BackgroundSpill):
+            part.add_to(acc)
+            continue
+        h, w = min(part.shape[1], shape[0]), min(part.shape[2], shape[1])
+        acc[:, :h, :w] += part[:, :h, :w]
     weight = acc[num_maps]
     if not np.all(weight > 0):
         raise RuntimeError("a pixel is covered by no tile; the tile plan is inconsistent")

@@ -204,7 +204,7 @@ def group_parts(
     local = (y0 - origin[0], y1 - origin[0], x0 - origin[1], x1 - origin[1])
     region = read_region(image, local) if todo else None
     acc = predict_group(region, extent, tiles, plan, predictor, skip)
-    return split_group(acc.to_host(), bounds)
+    return split_group(acc.to_host(), bounds, background=not todo)
 
 
 class _Inline:
