@@ -19,16 +19,18 @@ glibc_only = pytest.mark.skipif(
 )
 
 
-def _faults_per_forward(model: torch.nn.Module, x: torch.Tensor, warm: int = 4, passes: int = 3):
-    """Minor page faults of the calling thread per forward pass, after ``warm`` passes."""
+def _faults_per_forward(model: torch.nn.Module, x: torch.Tensor, warm: int = 4, passes: int = 5):
+    """Minor page faults of the calling thread in each of ``passes`` forward passes, after
+    ``warm`` passes (the thread's arena grows its heaps over the first few)."""
+    faults = []
     with torch.inference_mode():
-        for _ in range(warm):  # the thread's arena grows its heaps over the first few passes
+        for _ in range(warm):
             model(x)
-        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
         for _ in range(passes):
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
             model(x)
-        after = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-    return (after - before) / passes
+            faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+    return faults
 
 
 @glibc_only
@@ -45,9 +47,10 @@ def test_forward_passes_in_a_worker_thread_do_not_fault_their_activations_in_aga
     )
     worker.start()
     worker.join()
-    # Measured: 0-400 a pass once warm (16,000-22,000 before; 16,000 with the pad alone, whose
-    # 64 MB hidden layer is larger than a heap).
-    assert result["faults"] < 3000, result
+    # Measured: 0-1,000 a pass once warm, now and then a few thousand while a heap is added
+    # (a full test run's arenas are fragmented); before: 16,000-22,000 every pass (16,000 with
+    # the pad alone: the 64 MB hidden layer is larger than a heap; 9,000-16,000 with bands alone).
+    assert sorted(result["faults"])[len(result["faults"]) // 2] < 3000, result
 
 
 def test_the_mlp_in_bands_equals_the_mlp_in_one_piece(monkeypatch):
