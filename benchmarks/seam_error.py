@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from napari_sa2net.engine.evaluation import predict_probabilities
 from napari_sa2net.engine.metrics import aggregated_jaccard_index, instance_f1
 from napari_sa2net.inference.pipeline import predict_in_memory
 from napari_sa2net.inference.postprocess import probabilities_to_instances
@@ -47,11 +48,11 @@ def main() -> None:
     image = read_image_plane(args.image)
     image = image[..., None] if image.ndim == 2 else image
     stats = model.normalization.statistics(image)
-    x = Normalization.apply(image, *stats)
     start = time.perf_counter()
     with torch.inference_mode():
-        logits = model(torch.from_numpy(np.moveaxis(x, -1, 0)[None].copy()))
-    whole = torch.softmax(logits.float(), 1)[0].numpy()
+        whole = predict_probabilities(
+            model, Normalization.apply(image, *stats), torch.device("cpu")
+        )
     print(f"whole image {image.shape[:2]} in one pass: {time.perf_counter() - start:.1f} s")
     expected = probabilities_to_instances(whole, "instance", min_size=args.min_size)
     predictor = Predictor(model, "cpu", batch_size=1, stats=stats)

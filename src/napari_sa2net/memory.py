@@ -13,7 +13,7 @@ thread). Blocks larger than such a heap are always mapped afresh, which is why t
 its largest activation in bands (``napari_sa2net.model.sa2.MLP_BAND_BYTES``).
 :func:`trim_if_above` hands free memory back after a chunk when the process holds more than
 :data:`TRIM_ABOVE`, and :func:`release_memory` at the end of a run. Training keeps freed memory
-too (``engine.train.train_job`` and ``engine.finetune.finetune_job``, released when they end):
+too (``engine.train.train_job`` and ``engine.finetune.finetune_job``; :func:`freed_memory_kept`):
 a CPU training step of the bundled recipe otherwise faulted in ~1.7 GB afresh (440,000 page
 faults; whole `sa2net train` run 0.76 × the time with it, peak 3.25 GB against 2.92 GB). They
 do nothing where the C library is not glibc.
@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 
 #: glibc's mallopt parameters.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
@@ -84,3 +85,14 @@ def release_memory() -> None:
     if libc is not None:
         with contextlib.suppress(OSError):
             libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def freed_memory_kept() -> Iterator[None]:
+    """:func:`keep_freed_memory` for the block, :func:`release_memory` when it ends (also when a
+    generator holding it is closed)."""
+    keep_freed_memory()
+    try:
+        yield
+    finally:
+        release_memory()

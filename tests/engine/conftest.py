@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_sa2net._progress import run_job
+
 
 def touching_nuclei(
     shape: tuple[int, int] = (96, 96), n: int = 10, radius: float = 9.0, seed: int = 0
@@ -59,3 +61,26 @@ def tiny_folders(tmp_path: Path) -> dict[str, Path]:
         "val_labels": val_labels,
         "root": tmp_path,
     }
+
+
+@pytest.fixture
+def heap_calls(monkeypatch) -> list[str]:
+    """Records ``"keep"`` / ``"free"`` as a job keeps freed memory and hands it back."""
+    calls: list[str] = []
+    monkeypatch.setattr("napari_sa2net.memory.keep_freed_memory", lambda: calls.append("keep"))
+    monkeypatch.setattr("napari_sa2net.memory.release_memory", lambda: calls.append("free"))
+    return calls
+
+
+def check_memory_kept_and_freed(calls: list[str], finished, cancelled) -> None:
+    """A job keeps freed memory while it runs and hands it back when it ends (``finished``,
+    run to its end) or is closed (``cancelled``, closed during its first batch)."""
+    run_job(finished)
+    assert calls == ["keep", "free"]
+    calls.clear()
+    for event in cancelled:
+        if event.stage == "batch":
+            break
+    assert calls == ["keep"]
+    cancelled.close()
+    assert calls == ["keep", "free"]

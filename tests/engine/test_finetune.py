@@ -14,7 +14,7 @@ from napari_sa2net.engine.finetune import FinetuneProgress, finetune_job
 from napari_sa2net.engine.regions import plan_regions, regions_from_labels, split_regions
 from napari_sa2net.model import create_model, load_model
 
-from .conftest import nuclei_image, touching_nuclei
+from .conftest import check_memory_kept_and_freed, nuclei_image, touching_nuclei
 
 REGIONS = [(0, 0, 48, 96), (48, 0, 96, 96)]
 FAST = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "crop": 64, "device": "cpu"}
@@ -142,23 +142,11 @@ def test_finetuning_keeps_the_boundary_width_and_contact_weight_of_the_training(
 
 
 def test_finetuning_keeps_freed_pages_and_hands_them_back_when_done_or_cancelled(
-    scene, monkeypatch
+    scene, heap_calls
 ):
-    calls = []
-    monkeypatch.setattr(
-        "napari_sa2net.engine.finetune.keep_freed_memory", lambda: calls.append("keep")
-    )
-    monkeypatch.setattr(
-        "napari_sa2net.engine.finetune.release_memory", lambda: calls.append("free")
-    )
     model, image, labels = scene
-    run_job(finetune_job(model, image, labels, REGIONS, **{**FAST, "epochs": 1}))
-    assert calls == ["keep", "free"]
-    calls.clear()
-    job = finetune_job(model, image, labels, REGIONS, **FAST)
-    for event in job:
-        if event.stage == "batch":
-            break
-    assert calls == ["keep"]
-    job.close()
-    assert calls == ["keep", "free"]
+    check_memory_kept_and_freed(
+        heap_calls,
+        finetune_job(model, image, labels, REGIONS, **{**FAST, "epochs": 1}),
+        finetune_job(model, image, labels, REGIONS, **FAST),
+    )

@@ -12,6 +12,8 @@ from napari_sa2net.engine.state import last_path, state_path
 from napari_sa2net.engine.train import TrainConfig, split_validation, train_job
 from napari_sa2net.model import load_model
 
+from .conftest import check_memory_kept_and_freed
+
 
 def config(folders: dict[str, Path], out: Path, **kwargs) -> TrainConfig:
     settings = {
@@ -227,22 +229,12 @@ def test_a_resumed_run_keeps_the_boundary_width_it_was_trained_with(tiny_folders
 
 
 def test_training_keeps_freed_pages_and_hands_them_back_when_done_or_cancelled(
-    tiny_folders, tmp_path, monkeypatch
+    tiny_folders, tmp_path, heap_calls
 ):
     # Each step frees and allocates the same activations: kept pages, no refaulting (CPU
     # training 0.76 x the time); handed back at the end, also when the job is cancelled.
-    calls = []
-    monkeypatch.setattr(
-        "napari_sa2net.engine.train.keep_freed_memory", lambda: calls.append("keep")
+    check_memory_kept_and_freed(
+        heap_calls,
+        train_job(config(tiny_folders, tmp_path / "a.pt", epochs=1)),
+        train_job(config(tiny_folders, tmp_path / "b.pt", epochs=3)),
     )
-    monkeypatch.setattr("napari_sa2net.engine.train.release_memory", lambda: calls.append("free"))
-    run_job(train_job(config(tiny_folders, tmp_path / "a.pt", epochs=1)))
-    assert calls == ["keep", "free"]
-    calls.clear()
-    job = train_job(config(tiny_folders, tmp_path / "b.pt", epochs=3))
-    for event in job:
-        if event.stage == "batch":
-            break
-    assert calls == ["keep"]
-    job.close()
-    assert calls == ["keep", "free"]

@@ -23,7 +23,7 @@ import torch
 
 from .._progress import Job, Progress
 from ..io.atomic import remove_stale_partials
-from ..memory import keep_freed_memory, release_memory
+from ..memory import freed_memory_kept
 from .data import CropSampler
 from .evaluation import mode_of, predict_probabilities
 from .losses import SegmentationLoss
@@ -300,8 +300,7 @@ def finetune_job(
     run.model.train()
     # Freed activations kept for the next step (napari runs this in a worker thread: 7,500 page
     # faults a step of 4 × 128² without it, 0.87 x the step time with it); handed back at the end.
-    keep_freed_memory()
-    try:
+    with freed_memory_kept():
         while opts.epochs is None or epoch < opts.epochs:
             losses = []
             for step in range(1, opts.steps_per_epoch + 1):
@@ -318,8 +317,6 @@ def finetune_job(
             )
             if budget is not None and time.monotonic() - started >= budget:
                 break
-    finally:
-        release_memory()
     if run.best_state is not None:
         run.model.load_state_dict(run.best_state)
     run.model.eval()

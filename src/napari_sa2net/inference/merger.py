@@ -221,8 +221,9 @@ class BackgroundSpill:
         """Add this spill to the top-left corner of the sums ``acc`` (``(K + 1)×H×W``)."""
         h, w = min(self.weight.shape[0], acc.shape[1]), min(self.weight.shape[1], acc.shape[2])
         weight = self.weight[:h, :w]
-        if self.num_maps > 1:
-            acc[0, :h, :w] += weight
+        # The empty tile's maps are 1 or 0: 1 × weight adds the weight itself, as the tile did.
+        for plane in np.flatnonzero(background_probabilities(self.num_maps)):
+            acc[plane, :h, :w] += weight
         acc[self.num_maps, :h, :w] += weight
 
     def expand(self) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import __version__
 from .._progress import Cancelled, Job, Progress
-from ..memory import keep_freed_memory, release_memory, trim_if_above
+from ..memory import freed_memory_kept, trim_if_above
 from .instances import instances
 from .maps import MapSink
 from .pipeline import predict_chunks
@@ -154,13 +154,11 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
 
 def _work(plan: RunPlan, slot: Any, scratch: Path | None, report: Reporter, outcome: dict,
           make: Any) -> None:  # fmt: skip
-    keep_freed_memory()  # forward passes reuse their activations' pages (no refaulting)
-    try:
-        outcome["result"] = _segment(plan, slot, scratch, report, make)
-    except BaseException as err:  # handed to the generator, which re-raises it
-        outcome["error"] = err
-    finally:
-        release_memory()
+    with freed_memory_kept():  # forward passes reuse their activations' pages (no refaulting)
+        try:
+            outcome["result"] = _segment(plan, slot, scratch, report, make)
+        except BaseException as err:  # handed to the generator, which re-raises it
+            outcome["error"] = err
 
 
 def _scan(plan: RunPlan, report: Reporter) -> Scan:
