@@ -13,6 +13,9 @@ Every figure is printed with what it is compared against, measured in the same r
                   its ``VmHWM``) on a dense 4096² slide and a 16384² slide whose only tissue is
                   the same 4096² in its centre; the objects of that centre against the dense
                   slide's (goal: <= 1.5 GB, sparse <= 1.3 × dense RSS and <= 3 × dense time).
+``--wide``        peak RSS of the same path with a zero-cost predictor (tiles and chunks chosen as
+                  for the bundled model) on a dense zarr slide ``--wide-shape`` (default 3072 ×
+                  65536): what waits between chunk rows grows with the width.
 ``--cluster``     a 4096² TIFF on a 2-process ``LocalCluster`` (1 thread each) against local
                   threads (goal <= 1.1 ×, identical labels).
 ``--throughput``  in-memory tiled prediction ÷ bare forward and ÷ MONAI (a width-8 model).
@@ -235,6 +238,41 @@ def rss(args: argparse.Namespace) -> None:
           f"IoU >= 0.5: {matched} (F1 {f1:.4f})")  # fmt: skip
 
 
+def wide_child(path: str, out: str) -> None:
+    """Subprocess body: ``segment`` with a zero-cost predictor, all else automatic; prints JSON."""
+    from napari_sa2net._progress import run_job
+    from napari_sa2net.inference import segment_job
+    from napari_sa2net.inference.predictor import ZeroCostPredictor
+
+    start = time.perf_counter()
+    job = segment_job(path, out=out, overwrite=True, device="cpu",
+                      predictor=lambda stats: ZeroCostPredictor(3, 1, stats))  # fmt: skip
+    result = run_job(job)
+    plan = result.plan
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_kib": peak_rss_kib(),
+                      "tile": plan.tile, "overlap": plan.overlap, "chunks": plan.chunks,
+                      "objects": result.n_objects}))  # fmt: skip
+
+
+def wide(args: argparse.Namespace) -> None:
+    height, width = args.wide_shape
+    path = write_slide("dense", width, Path(args.scratch) / f"dense_{height}x{width}.zarr",
+                       height=height)  # fmt: skip
+    out = Path(args.scratch) / "wide" / "labels.zarr"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_inference as b; "
+            f"b.wide_child({str(path)!r}, {str(out)!r})")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"run on {path} failed:\n{done.stderr[-3000:]}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"dense {height} × {width} zarr -> OME-Zarr, zero-cost predictor, tiles and chunks "
+          f"automatic: peak RSS {info['peak_kib'] / 2**20:.2f} GiB "
+          f"({info['peak_kib'] * 1024 / 1e9:.2f} GB), {info['seconds']:.1f} s; tiles of "
+          f"{info['tile']}², overlap {info['overlap']}, chunks {info['chunks']}, "
+          f"{info['objects']} objects")  # fmt: skip
+
+
 def cluster(args: argparse.Namespace) -> None:
     import distributed
 
@@ -335,19 +373,21 @@ def cuda(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag in ("end-to-end", "host", "rss", "cluster", "throughput", "cuda"):
+    for flag in ("end-to-end", "host", "rss", "wide", "cluster", "throughput", "cuda"):
         parser.add_argument(f"--{flag}", action="store_true")
     parser.add_argument("--size", type=int, default=4096, help="end-to-end slide edge")
     parser.add_argument("--host-size", type=int, default=8192, help="host / cuda slide edge")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tissue", type=int, default=4096, help="dense slide / sparse centre")
     parser.add_argument("--sparse-size", type=int, default=16384)
+    parser.add_argument("--wide-shape", type=int, nargs=2, default=[3072, 65536],
+                        metavar=("HEIGHT", "WIDTH"), help="the --wide slide")  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="alternated runs")
     parser.add_argument("--scratch", default="/tmp/sa2net-bench", help="slides and outputs")
     args = parser.parse_args()
     Path(args.scratch).mkdir(parents=True, exist_ok=True)
-    chosen = [f for f in ("end_to_end", "host", "rss", "cluster", "throughput", "cuda")
+    chosen = [f for f in ("end_to_end", "host", "rss", "wide", "cluster", "throughput", "cuda")
               if getattr(args, f)] or ["end_to_end"]  # fmt: skip
     for name in chosen:
         globals()[name](args)

@@ -17,6 +17,7 @@ Examples::
 
     python benchmarks/slides.py dense 4096 /tmp/slides/dense_4096.tif
     python benchmarks/slides.py sparse 16384 /tmp/slides/sparse_16384.tif --tissue 4096
+    python benchmarks/slides.py dense 65536 /tmp/slides/wide.zarr --height 3072
 """
 
 from __future__ import annotations
@@ -96,27 +97,35 @@ def slide_tile(kind: str, size: int, tissue: int, y: int, x: int, shape, data: s
     return out
 
 
-def write_slide(kind: str, size: int, path: Path, tissue: int = 4096) -> Path:
-    """Write a slide as a tiled TIFF (``.tif``) or a zarr array (``.zarr``), tile by tile."""
+def write_slide(
+    kind: str, size: int, path: Path, tissue: int = 4096, height: int | None = None
+) -> Path:
+    """Write a slide as a tiled TIFF (``.tif``) or a zarr array (``.zarr``), tile by tile.
+
+    ``size`` is its width, and its height unless ``height`` is given (dense slides only).
+    """
     path = Path(path)
     if path.exists():
         return path
+    if height is not None and kind != "dense":
+        raise SystemExit("--height is for dense slides only")
+    rows, cols = (height or size), size
     path.parent.mkdir(parents=True, exist_ok=True)
     tiles = (
-        slide_tile(kind, size, tissue, y, x, (min(TILE, size - y), min(TILE, size - x)))
-        for y in range(0, size, TILE)
-        for x in range(0, size, TILE)
+        slide_tile(kind, size, tissue, y, x, (min(TILE, rows - y), min(TILE, cols - x)))
+        for y in range(0, rows, TILE)
+        for x in range(0, cols, TILE)
     )
     partial = path.with_name(f".{path.name}.partial")
     if path.suffix == ".zarr":
         import zarr
 
         array = zarr.open_array(
-            str(partial), mode="w", shape=(size, size), chunks=(1024, 1024), dtype="uint16"
+            str(partial), mode="w", shape=(rows, cols), chunks=(1024, 1024), dtype="uint16"
         )
-        for y in range(0, size, 1024):
-            for x in range(0, size, 1024):
-                shape = (min(1024, size - y), min(1024, size - x))
+        for y in range(0, rows, 1024):
+            for x in range(0, cols, 1024):
+                shape = (min(1024, rows - y), min(1024, cols - x))
                 array[y : y + shape[0], x : x + shape[1]] = slide_tile(
                     kind, size, tissue, y, x, shape
                 )
@@ -126,11 +135,11 @@ def write_slide(kind: str, size: int, path: Path, tissue: int = 4096) -> Path:
         tifffile.imwrite(
             partial,
             tiles,
-            shape=(size, size),
+            shape=(rows, cols),
             dtype=np.uint16,
             tile=(TILE, TILE),
             compression="zlib",
-            bigtiff=size * size * 2 > 2**31,
+            bigtiff=rows * cols * 2 > 2**31,
         )
     partial.rename(path)
     return path
@@ -139,11 +148,12 @@ def write_slide(kind: str, size: int, path: Path, tissue: int = 4096) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=("dense", "sparse"))
-    parser.add_argument("size", type=int, help="slide edge in pixels")
+    parser.add_argument("size", type=int, help="slide edge (its width) in pixels")
     parser.add_argument("out", type=Path, help="output .tif or .zarr")
     parser.add_argument("--tissue", type=int, default=4096, help="edge of the sparse centre")
+    parser.add_argument("--height", type=int, help="a dense slide this high (default: square)")
     args = parser.parse_args()
-    print(write_slide(args.kind, args.size, args.out, args.tissue))
+    print(write_slide(args.kind, args.size, args.out, args.tissue, args.height))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@ from napari_sa2net.inference.tiling import TilePlan
 STATS = (np.zeros(3), np.ones(3))
 
 
+class OnTheCpu(ZeroCostPredictor):
+    """The zero-cost predictor on the CPU's path: groups and stores run inline, one after the
+    other (a host predictor gets a writer thread, whose timing made counts of live spills racy:
+    16-18 in 1 run out of ~20 where 14 is right)."""
+
+    device_type = "cpu"
+
+
 def _into(target):
     def sink(bounds, probs):
         y0, y1, x0, x1 = bounds
@@ -221,11 +229,6 @@ def test_each_blending_spill_is_freed_once_the_chunk_that_reads_it_is_merged(mon
         alive.append(sum(ref() is not None for ref in spills))
         return bounds
 
-    class OnTheCpu(ZeroCostPredictor):
-        # The CPU path runs groups and stores inline, one after the other; a host predictor
-        # gets a writer thread, whose timing let 16-18 spills be counted in 1 run out of ~20.
-        device_type = "cpu"
-
     predict_chunks(image, plan, chunking, OnTheCpu(3, 2, (np.zeros(1), np.ones(1))),
                    frozenset(), sink)  # fmt: skip
     rows, cols = chunking.grid
@@ -233,6 +236,73 @@ def test_each_blending_spill_is_freed_once_the_chunk_that_reads_it_is_merged(mon
     # About one chunk row of bottom and corner spills (plus those in hand), never two rows:
     # 14 here; keeping the row above until the row's end held 19.
     assert max(alive) <= 2 * cols + 4
+
+
+def test_on_chunks_that_are_multiples_of_the_stride_spills_are_less_than_an_overlap(
+    monkeypatch,
+):
+    # What waits between chunk rows is the bottom spill of each chunk (float64 planes as wide as
+    # the slide). On chunks that are a multiple of the tile stride the last tiles of a chunk end
+    # one overlap past it, and their outer 3/8 overlap weighs nothing: 20 rows here. Chunks off
+    # the stride leave up to a tile's height (52 rows here with 112-px chunks). Above the last
+    # row the last tiles are moved inward (off the stride) and reach further, but the last two
+    # rows are merged column by column: each of those spills is merged as soon as it is made.
+    import gc
+    import weakref
+
+    from napari_sa2net.inference import pipeline
+    from napari_sa2net.inference.tiling import halo_of
+
+    shape, overlap = (400, 460), 32
+    image = np.random.default_rng(2).random((*shape, 1)).astype(np.float32)
+    plan = TilePlan(shape, 64 + overlap, overlap)
+    split = pipeline.split_group
+
+    def run(chunk):
+        chunking = Chunking.regular(shape, chunk)
+        rows = chunking.grid[0]
+        waiting, last = [], []
+
+        def measured(acc, bounds, **options):
+            parts = split(acc, bounds, **options)
+            row = chunking.ys.index(bounds[0])
+            if row < rows - 2:  # merged a whole chunk row later
+                waiting.extend([parts[2].shape[1], parts[3].shape[1]])
+            elif row == rows - 2:
+                last.append(weakref.ref(parts[2]))
+            return parts
+
+        alive = []
+
+        def sink(bounds, probs):
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in last))
+            return _into(out)(bounds, probs)
+
+        monkeypatch.setattr(pipeline, "split_group", measured)
+        out = np.zeros((3, *shape), np.float32)
+        predict_chunks(image, plan, chunking, OnTheCpu(3, 2, (np.zeros(1), np.ones(1))),
+                       frozenset(), sink)  # fmt: skip
+        assert max(alive) <= 1 and len(last) == chunking.grid[1]
+        return max(waiting), out
+
+    aligned, probs = run(128)
+    off_stride, other = run(112)
+    assert 0 < aligned <= overlap - halo_of(overlap) < overlap < off_stride
+    np.testing.assert_array_equal(probs, other)
+    whole = predict_in_memory(image, plan, OnTheCpu(3, 2, (np.zeros(1), np.ones(1))))
+    np.testing.assert_array_equal(probs, whole)
+
+
+def test_the_merge_order_comes_after_every_neighbour_whose_spills_a_chunk_reads():
+    for shape, chunk in (((400, 460), 128), ((100, 460), 128), ((400, 100), 128), ((64, 64), 64)):
+        chunking = Chunking.regular(shape, chunk)
+        order = chunking.merge_order()
+        assert sorted(order) == sorted(chunking.indices())
+        seen = set()
+        for i, j in order:
+            assert {(i, j - 1), (i - 1, j), (i - 1, j - 1)} & set(chunking.indices()) <= seen
+            seen.add((i, j))
 
 
 @pytest.mark.parametrize("num_maps", [1, 3, 4])

@@ -78,3 +78,42 @@ def test_cpu_keeps_tiles_wide_against_the_overlap(monkeypatch):
     monkeypatch.setattr(sizing, "available_bytes", lambda device: 64 << 30)
     choice = sizing.choose(paper, (8192, 8192), torch.device("cpu"), **_args(overlap=128))
     assert choice.tile >= 3 * 128 and choice.batch_size == 1
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("overlap", [96, 128, 144])
+def test_automatic_tiles_start_on_the_edges_of_automatic_chunks(
+    small, monkeypatch, device, overlap
+):
+    from napari_sa2net.inference.scratch import output_chunk
+
+    monkeypatch.setattr(sizing, "available_bytes", lambda device: 40 << 30)
+    choice = sizing.choose(small, (8192, 8192), torch.device(device), overlap=overlap)
+    chunk = sizing.default_chunk(device, choice.tile, choice.overlap)
+    assert chunk % (choice.tile - choice.overlap) == 0 and chunk >= choice.tile
+    assert output_chunk(chunk) >= 512  # the output store's chunks stay large
+
+
+def test_the_bundled_model_on_a_cpu_takes_chunks_of_3_strides(monkeypatch):
+    from napari_sa2net.model import load_model
+
+    net = load_model("nuclei-fluo")  # the bundled model: width 16, halo 48 (+ 3 px denoising)
+    monkeypatch.setattr(sizing, "available_bytes", lambda device: 16 << 30)
+    choice = sizing.choose(net, (4096, 4096), torch.device("cpu"), extra_halo=3)
+    assert (choice.tile, choice.overlap, choice.batch_size) == (512, 144, 1)
+    assert sizing.default_chunk("cpu", 512, 144) == 3 * 368
+
+
+@pytest.mark.parametrize(
+    ("nominal", "stride", "expected"),
+    [
+        (1024, 512, 1024),  # aligned already
+        (1024, 368, 1104),
+        (1024, 384, 1152),
+        (1536, 1408, 1536),  # no multiple up to 1.5 × nominal: kept as it was
+        (1536, 1616, 1536),  # 1616 = 16 × 101 would be stored in chunks of 16 px
+        (4096, 880, 4400),  # stored in chunks of 880 px
+    ],
+)
+def test_aligned_chunk(nominal, stride, expected):
+    assert sizing.aligned_chunk(nominal, stride) == expected

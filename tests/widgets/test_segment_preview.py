@@ -209,9 +209,11 @@ def test_cpu_runs_use_small_chunks(widget, tmp_path):
     widget.chunk.setValue(widget.chunk.minimum())  # "auto": the engine's rule decides
     widget.output.set_path(tmp_path / "out")
     assert widget.job_arguments()["settings"].chunk is None
-    # the preview fills in every 1024² on a CPU (accelerators: 2048²), never below the tile
-    assert default_chunk("cpu", 512, 128) == 1024 and default_chunk("cuda", 512, 128) == 2048
-    assert default_chunk("cpu", 1536, 128) == 1536
+    # the preview fills in every ~1024² on a CPU (accelerators: 2048², 4 tiles a side), never
+    # below the tile: the first multiple of the tiles' stride whose output chunks stay large
+    assert default_chunk("cpu", 640, 128) == 1024 and default_chunk("cpu", 512, 128) == 1152
+    assert default_chunk("cuda", 512, 128) == 2304 and default_chunk("cuda", 1024, 128) == 4480
+    assert default_chunk("cpu", 1536, 128) == 1536  # no multiple of 1408 up to 1.5 × 1536
 
 
 @pytest.fixture

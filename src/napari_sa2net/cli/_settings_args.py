@@ -29,7 +29,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     tiling.add_argument("--tile", type=int, help="tile edge in pixels, a multiple of 16")
     tiling.add_argument("--overlap", type=int, help="tile overlap in pixels, a multiple of 16")
     tiling.add_argument("--batch-size", type=int, help="tiles per forward pass")
-    tiling.add_argument("--chunk", type=int, help="chunk edge of the pipeline, a multiple of 16")
+    tiling.add_argument(
+        "--chunk",
+        type=int,
+        help="chunk edge of the pipeline, a multiple of 16 "
+        "(default: a multiple of tile - overlap near 1024 on a CPU)",
+    )
     tiling.add_argument(
         "--no-skip-background",
         dest="skip_background",

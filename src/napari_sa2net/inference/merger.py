@@ -6,8 +6,10 @@ that a single contribution divides back to the exact float32 value) over the chu
 spill of its last tiles into the chunks below and to the right (:class:`Accumulator`). The
 accumulation is split into four parts — core, right spill, bottom spill, corner — so merging a
 chunk needs only its own core and the three spills that reach into it, and nothing larger than a
-spill waits in memory between groups. Each tile is predicted exactly once and the result does not
-depend on the chunking (up to float64 summation order).
+spill waits in memory between groups. On chunks that are a multiple of the tile stride (the
+default, :func:`.sizing.default_chunk`) a spill is at most an overlap deep. Each tile is
+predicted exactly once and the result does not depend on the chunking (up to float64
+summation order).
 
 This module knows nothing of models: a predictor (:mod:`.predictor`) maps tiles to
 probabilities; the merger only blends what it is given, on the host or on the predictor's device.
@@ -59,6 +61,23 @@ class Chunking:
         """Chunk indices in row-major order."""
         rows, cols = self.grid
         return [(i, j) for i in range(rows) for j in range(cols)]
+
+    def merge_order(self) -> list[tuple[int, int]]:
+        """Chunk indices in the order the pipeline merges them: row by row, but the last two
+        rows column by column together.
+
+        Each chunk comes after its left, upper and upper-left neighbours (whose spills it
+        reads). The bottom spills of one chunk row wait for the whole next row; on chunks that
+        are a multiple of the tile stride they are under an overlap high, except above the last
+        row: the last tiles of a column are moved inward to end on the image's edge, off the
+        stride, and may reach a tile's height into it. Taking the last two rows together merges
+        each of those spills as soon as it is made.
+        """
+        rows, cols = self.grid
+        if rows < 2:
+            return self.indices()
+        head = [(i, j) for i in range(rows - 2) for j in range(cols)]
+        return head + [(i, j) for j in range(cols) for i in (rows - 2, rows - 1)]
 
     def dask_chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return tuple(np.diff(self.ys).tolist()), tuple(np.diff(self.xs).tolist())
@@ -239,21 +258,29 @@ def split_group(
     """Split an accumulation into ``(core, right, bottom, corner)`` at the chunk's far edges.
 
     The spills are copies: a view would keep the whole accumulator alive until the chunk row
-    below has merged them, which made peak memory grow with the slide's width. The core is a
-    view (it is merged at once, and copying it would briefly hold the accumulator twice).
-    ``background``: no tile of the group was predicted; the spills are :class:`BackgroundSpill`.
+    below has merged them, which made peak memory grow with the slide's width. Each is cut
+    after its last row and column that any tile weighs (a tile's outer ``3/8`` of the overlap
+    adds nothing, :meth:`Accumulator._add`): the rest is zeros, and a chunk merges a spill into
+    its top-left corner. The core is a view (it is merged at once, and copying it would briefly
+    hold the accumulator twice). ``background``: no tile of the group was predicted; the spills
+    are :class:`BackgroundSpill`.
     """
     height, width = bounds[1] - bounds[0], bounds[3] - bounds[2]
-    spills = (
+    num_maps = acc.shape[0] - 1
+    parts: list[Any] = []
+    for ys, xs in (
         (slice(None, height), slice(width, None)),
         (slice(height, None), slice(None, width)),
         (slice(height, None), slice(width, None)),
-    )
-    if background:
-        num_maps = acc.shape[0] - 1
-        parts = [BackgroundSpill(acc[num_maps][ys, xs].copy(), num_maps) for ys, xs in spills]
-    else:
-        parts = [acc[:, ys, xs].copy() for ys, xs in spills]
+    ):
+        weighed = acc[num_maps, ys, xs] != 0
+        rows, cols = np.flatnonzero(weighed.any(axis=1)), np.flatnonzero(weighed.any(axis=0))
+        h, w = (rows[-1] + 1, cols[-1] + 1) if rows.size else (0, 0)
+        spill = acc[:, ys, xs][:, :h, :w]
+        if background:
+            parts.append(BackgroundSpill(spill[num_maps].copy(), num_maps))
+        else:
+            parts.append(spill.copy())
     return (acc[:, :height, :width], *parts)
 
 

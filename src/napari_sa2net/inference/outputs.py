@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .scratch import ArrayRef, divisor
+from .scratch import ArrayRef, output_chunk
 from .settings import IN_MEMORY_MAX_PIXELS, RETURN_MAX_PIXELS, SettingError
 
 
@@ -136,7 +136,7 @@ def create_target(plan: Any, lead_shape: tuple[int, ...], axes: str) -> LabelTar
     if out is None and pixels > RETURN_MAX_PIXELS:
         raise SettingError("out", None, f"is needed: the labels have {pixels / 1e6:.0f} MP, too "
                            "large to return in memory", "labels.zarr")  # fmt: skip
-    chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)  # tasks write whole chunks
+    chunks = tuple(output_chunk(c) for c in plan.chunking.chunk)  # tasks write whole chunks
     zarr_out = out is not None and out.suffix.lower() == ".zarr"
     clustered = plan.execution.client is not None
     if not zarr_out and not clustered and (out is None or pixels <= IN_MEMORY_MAX_PIXELS):

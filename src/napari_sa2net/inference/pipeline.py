@@ -1,10 +1,12 @@
 """The prediction stage: every chunk's tiles predicted once, blended, merged and handed to a sink.
 
-Chunks are taken in row-major order. The *group* of a chunk (the tiles whose top-left pixel it
+Chunks are taken row by row (the last two rows column by column together,
+:meth:`.merger.Chunking.merge_order`). The *group* of a chunk (the tiles whose top-left pixel it
 holds, :mod:`.merger`) reads its own region of the image, has its tiles predicted and returns its
 accumulation split into core and spills; the chunk is then merged with the spills of its left,
 upper and upper-left neighbours and given to the sink (:class:`.maps.MapSink`), so only the
-previous chunk row's thin spills wait in memory, whatever the slide's size.
+previous chunk row's thin spills wait in memory, whatever the slide's height: on the automatic
+chunks (multiples of the tile stride) they are under an overlap high, whatever the tiles' size.
 
 How the groups run depends on who computes:
 
@@ -261,27 +263,30 @@ def predict_chunks(
     writer = _Inline() if inline else ThreadPoolExecutor(max(1, execution.workers))
     pending: deque[Future] = deque()
     try:
+        # Spills waiting for their chunk, by the index of the chunk that made them. Chunk (i, j)
+        # is the only one to read the right spill of (i, j - 1), the bottom spill of (i - 1, j)
+        # and the corner spill of (i - 1, j - 1): they are dropped as it takes them, so about
+        # one chunk row of spills is alive at a time.
+        rights: dict[tuple[int, int], Any] = {}
+        bottoms: dict[tuple[int, int], Any] = {}
+        corners: dict[tuple[int, int], Any] = {}
         rows, cols = chunking.grid
-        above: list[tuple[Any, Any]] = [(None, None)] * cols  # (bottom, corner) spills of row i-1
         results = runner.ordered()
-        for i in range(rows):
-            current, right = [], None
-            for j in range(cols):
-                core, spill_right, bottom, corner = next(results)
-                parts = (core, right, above[j][0], above[j - 1][1] if j else None)
-                # Chunk (i, j) is the last to read the bottom spill above it and the corner
-                # spill above-left: drop them now, not at the row's end, so that about one
-                # row of spills is alive at a time instead of two.
-                above[j] = (None, above[j][1])
-                if j:
-                    above[j - 1] = (None, None)
-                pending.append(writer.submit(store, chunking.bounds(i, j), parts))
-                del parts, core
-                right = spill_right
-                current.append((bottom, corner))
-                while len(pending) > 2 * max(1, execution.workers):
-                    pending.popleft().result()
-            above = current
+        for i, j in chunking.merge_order():
+            core, right, bottom, corner = next(results)
+            if j + 1 < cols:
+                rights[i, j] = right
+            if i + 1 < rows:
+                bottoms[i, j] = bottom
+                if j + 1 < cols:
+                    corners[i, j] = corner
+            del right, bottom, corner
+            parts = (core, rights.pop((i, j - 1), None), bottoms.pop((i - 1, j), None),
+                     corners.pop((i - 1, j - 1), None))  # fmt: skip
+            pending.append(writer.submit(store, chunking.bounds(i, j), parts))
+            del parts, core
+            while len(pending) > 2 * max(1, execution.workers):
+                pending.popleft().result()
         while pending:
             pending.popleft().result()  # re-raises a failed store
     finally:
@@ -338,7 +343,7 @@ class _GroupRunner:
 
     def ordered(self):
         chunking = self.args[2]
-        order = iter(chunking.indices())
+        order = iter(chunking.merge_order())
         for ij in order:
             self.futures.append(self._submit(*ij))
             if len(self.futures) >= self.ahead:

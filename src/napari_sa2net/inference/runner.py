@@ -39,7 +39,7 @@ from .pipeline import predict_chunks
 from .plan import RunPlan
 from .results import BackgroundMap, ClassPreview, SegmentResult, StoredChunk, TilingSummary
 from .scan import Scan, scan
-from .scratch import ArrayRef, Scratch, divisor
+from .scratch import ArrayRef, Scratch, output_chunk
 
 #: Tasks of the instance stage computed between two progress events (and cancel checks).
 TASK_BATCH = 8
@@ -282,7 +282,7 @@ def _restore(plan: RunPlan, labels: ArrayRef, slot: Any) -> int:
     if isinstance(restored, np.ndarray):
         restored = da.from_array(restored, chunks=1024)
     writer = slot.open()
-    chunks = tuple(divisor(c, 1024) for c in plan.chunking.chunk)
+    chunks = tuple(output_chunk(c) for c in plan.chunking.chunk)
     with dask.config.set(scheduler="threads"):
         da.store(restored.rechunk(chunks), writer, lock=False)
     return writer.written

@@ -23,6 +23,17 @@ DTYPES = {"objects": np.uint32, "seeds": np.uint32, "landscape": np.uint16, "gro
           "labels": np.uint32}  # fmt: skip
 
 
+#: Largest chunk edge of an output label store: pipeline chunks up to this are written as they
+#: are (e.g. 1104 = 3 tile strides of 368), larger ones (an accelerator's) split evenly.
+OUTPUT_CHUNK_MAX = 1536
+
+
+def output_chunk(chunk: int) -> int:
+    """Edge of the output store's chunks for pipeline chunks of ``chunk``: a divisor of it, so
+    that each task writes whole store chunks."""
+    return divisor(chunk, OUTPUT_CHUNK_MAX)
+
+
 def divisor(chunk: int, largest: int) -> int:
     """The largest multiple of 16 ``<= largest`` that divides ``chunk`` (else ``chunk``)."""
     for parts in range(-(-chunk // largest), chunk // 16 + 1):

@@ -97,8 +97,10 @@ class SegmentSettings:
         :func:`.postprocess.auto_min_size`. Objects touching the image's edge (nuclei cut
         by it) are kept down to a quarter of it.
     chunk : int, optional
-        Chunk edge of the pipeline (default :func:`.sizing.default_chunk`); never less than
-        a tile (a smaller value is raised to the tile's edge).
+        Chunk edge of the pipeline (default :func:`.sizing.default_chunk`: about 1024 px on a
+        CPU, a multiple of the tile stride ``tile - overlap``, which keeps the blending spills
+        that wait between chunk rows under an overlap high); never less than a tile (a smaller
+        value is raised to the tile's edge).
     scale : float, optional
         Resample the image by this factor before prediction; labels come back on the input grid.
     diameter : float or "auto", optional
