@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from napari_sa2net.model import CONFIGS, create_model, resolve_device
+from napari_sa2net.model import CONFIGS, create_model, resolve_device, use_fast_layout
+
+
+def build(name: str, args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
+    """The configuration on ``device``, in the memory layout the engine gives it (``--layout``)."""
+    model = create_model(name, args.in_channels, args.classes).to(device)
+    return use_fast_layout(model, device) if args.layout == "engine" else model
 
 
 def count_flops(build: Callable[[], torch.nn.Module], shape: tuple[int, ...]) -> int:
@@ -86,7 +92,7 @@ def forward_rate(name: str, args: argparse.Namespace, device: torch.device) -> t
     """(GFLOP per forward pass, GFLOP per wall s, GFLOP per CPU s) in eval mode."""
     shape = (args.batch, args.in_channels, args.size, args.size)
     flops = count_flops(lambda: create_model(name, args.in_channels, args.classes), shape)
-    model = create_model(name, args.in_channels, args.classes).to(device).eval()
+    model = build(name, args, device).eval()
     x = torch.randn(shape, device=device)
     with torch.no_grad():
         timing = timed(lambda: model(x), device, args.iters)
@@ -97,7 +103,7 @@ def training_rate(
     name: str, args: argparse.Namespace, device: torch.device
 ) -> tuple[float, float]:
     """Samples per wall s and per CPU s of forward (aux heads) + backward + Adam step."""
-    model = create_model(name, args.in_channels, args.classes).to(device).train()
+    model = build(name, args, device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(args.batch, args.in_channels, args.size, args.size, device=device)
     target = torch.randint(0, args.classes, (args.batch, args.size, args.size), device=device)
@@ -129,12 +135,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--full", action="store_true", help="also time training of sa2net-paper on a CPU"
     )
+    parser.add_argument(
+        "--layout", choices=("engine", "nchw"), default="engine",
+        help="engine: the layout inference and training use (channels-last on a CPU)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     print(
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
-        f"input {args.batch}×{args.in_channels}×{args.size}×{args.size}, {args.classes} classes"
+        f"input {args.batch}×{args.in_channels}×{args.size}×{args.size}, {args.classes} classes, "
+        f"layout {args.layout}"
     )
     conv_wall, conv_cpu = conv_baseline(args, device)
     print(f"plain 3×3 conv 64→64: {conv_wall:.1f} GFLOP/s wall, {conv_cpu:.1f} GFLOP/CPU-s")

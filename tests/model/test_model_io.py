@@ -85,3 +85,26 @@ def test_load_model_onto_cuda(tmp_path) -> None:
     assert next(model.parameters()).is_cuda
     out = model(torch.randn(1, 1, 40, 40, device="cuda"))
     assert out.shape == (1, 3, 40, 40)
+
+
+def test_a_cpu_model_runs_channels_last_and_saves_contiguous_weights(tmp_path) -> None:
+    import copy
+
+    from napari_sa2net.model import create_model, save_checkpoint, use_fast_layout
+
+    torch.manual_seed(0)
+    plain = create_model("sa2net-tiny", 1, 3).eval()
+    fast = use_fast_layout(copy.deepcopy(plain), "cpu")
+    convs = [p for p in fast.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)
+    x = torch.rand(1, 1, 96, 80)
+    with torch.inference_mode():
+        np_fast, np_plain = fast(x), plain(x)
+    assert np_fast.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(np_fast, np_plain, rtol=1e-4, atol=1e-5)
+    # The file does not depend on the layout the weights were used in.
+    a, b = save_checkpoint(plain, tmp_path / "a.pt"), save_checkpoint(fast, tmp_path / "b.pt")
+    saved = torch.load(b, weights_only=True)["state_dict"]
+    assert all(t.is_contiguous() for t in saved.values())
+    assert a.read_bytes() == b.read_bytes()

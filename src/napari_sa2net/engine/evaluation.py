@@ -55,7 +55,7 @@ def predict_probabilities(
             logits = model(x[None].to(device))
         logits = logits.float()
         probs = to_probabilities(logits, getattr(model, "centre", False))
-        return probs[0].cpu().numpy()
+        return probs[0].cpu().contiguous().numpy()  # NCHW whatever the weights' layout
     finally:
         model.train(was_training)
 

@@ -110,7 +110,7 @@ class _Finetuner:
     """State of one finetuning run (keeps the generator short)."""
 
     def __init__(self, model, image, labels, regions, opts: FinetuneSettings) -> None:
-        from ..model import resolve_device
+        from ..model import resolve_device, use_fast_layout
 
         opts.check()
         image, labels = _as_yxc(image, labels)
@@ -132,7 +132,7 @@ class _Finetuner:
             else next(model.parameters()).device
         )
         torch.manual_seed(opts.seed)
-        self.model = copy.deepcopy(model).to(self.device)
+        self.model = use_fast_layout(copy.deepcopy(model).to(self.device), self.device)
         self.model.freeze_encoder(opts.freeze_encoder)
         self.mode = mode_of(self.model)
         norm = self.model.normalization(image)

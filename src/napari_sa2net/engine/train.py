@@ -84,14 +84,14 @@ def _load_data(cfg: TrainConfig) -> tuple[list[LabelledImage], list[LabelledImag
 
 
 def _build_model(cfg: TrainConfig, in_channels: int, device: torch.device):
-    from ..model import create_model, load_model
+    from ..model import create_model, load_model, use_fast_layout
 
     num_classes = 1 if cfg.mode == "binary" else 3
     centre = cfg.centre and cfg.mode == "instance"
     if cfg.resume is None:
         model = create_model(cfg.config, in_channels, num_classes, centre=centre)
-        return model.to(device)
-    model = load_model(cfg.resume, device=device)
+        return use_fast_layout(model.to(device), device)
+    model = use_fast_layout(load_model(cfg.resume, device=device), device)
     if model.in_channels != in_channels or model.num_classes != num_classes:
         raise ValueError(
             f"{cfg.resume} has {model.in_channels} input channel(s) and {model.num_classes} "

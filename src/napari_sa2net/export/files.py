@@ -107,7 +107,10 @@ def package_files(folder: Path) -> PackageFiles:
 
 def write_weights(model: torch.nn.Module, example: np.ndarray, files: PackageFiles) -> None:
     """The plain state dict, its TorchScript trace and the architecture source."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+        for k, v in model.state_dict().items()
+    }
     torch.save(state, files.state_dict)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript: see trace()

@@ -176,6 +176,8 @@ class Predictor(_Base):
     ) -> None:
         import torch
 
+        from ..model.devices import use_fast_layout
+
         if activation not in ("auto", "none"):
             raise ValueError(f"activation must be 'auto' or 'none', got {activation!r}")
         if tta not in TTA_CHOICES:
@@ -185,7 +187,7 @@ class Predictor(_Base):
         maps = getattr(model, "num_outputs", None) or getattr(model, "num_classes", None) or 1
         super().__init__(maps, batch_size, stats)
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = use_fast_layout(model.to(self.device).eval(), self.device)
         self.amp = (self.device.type == "cuda") if amp is None else bool(amp)
         self.activation = activation
         self._lock = threading.Lock()
@@ -235,7 +237,7 @@ class Predictor(_Base):
                 probs = p if probs is None else probs.add_(p)
             if self.tta > 1:
                 probs /= self.tta
-            out = probs.cpu().numpy() if to_host else probs
+            out = probs.cpu().contiguous().numpy() if to_host else probs.contiguous()
         self._done(len(batch))
         return out
 

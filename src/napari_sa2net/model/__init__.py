@@ -12,7 +12,7 @@ from .checkpoints import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
-from .devices import available_devices, resolve_device
+from .devices import available_devices, resolve_device, use_fast_layout
 from .reach import RECEPTIVE_FIELD_RADIUS, measure_reach, suggested_halo
 from .sa2 import ScaleAwareAttention
 from .sa2net import CONFIGS, SA2Net, SA2NetConfig, create_model
@@ -39,4 +39,5 @@ __all__ = [
     "resolve_device",
     "save_checkpoint",
     "suggested_halo",
+    "use_fast_layout",
 ]

