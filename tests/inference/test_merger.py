@@ -185,3 +185,19 @@ def test_test_time_augmentation_averages_an_asymmetric_model():
     flipped = Predictor(Left(), tta=2).predict(tiles, (32, 32))
     assert plain[0, 1, 0, -1] > 0.99 and plain[0, 1, 0, 0] < 0.01
     np.testing.assert_allclose(flipped[0, 1], 0.5, atol=1e-6)  # a ramp and its mirror average
+
+
+def test_a_cpu_predictor_runs_the_model_channels_last_and_hands_back_plain_arrays():
+    from napari_sa2net.model import create_model
+
+    net = create_model("sa2net-tiny", 1, 3)
+    predictor = Predictor(net, "cpu", batch_size=2, stats=(np.zeros(1), np.ones(1)))
+    convs = [p for p in net.parameters() if p.ndim == 4 and p.shape[1] > 1]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    rng = np.random.default_rng(0)
+    tiles = [rng.random((64, 48, 1), dtype=np.float32) for _ in range(2)]
+    out = predictor.predict(tiles, (64, 48))
+    assert out.shape == (2, 3, 64, 48) and out.flags.c_contiguous
+    with torch.inference_mode():
+        plain = torch.softmax(net(torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2)), 1)
+    np.testing.assert_allclose(out, plain.numpy(), atol=1e-6)
