@@ -114,7 +114,10 @@ class RunPlan:
 
 def resolve_model(model: Any, device: Any) -> tuple[Any, ModelInfo]:
     """A model in eval mode on ``device`` and its provenance (name, hash)."""
+    import torch
+
     from ..model import DEFAULT_MODEL, SA2Net, load_model, model_hash, resolve_checkpoint_path
+    from . import compute
 
     model = DEFAULT_MODEL if model is None else model
     if isinstance(model, SA2Net):
@@ -126,7 +129,10 @@ def resolve_model(model: Any, device: Any) -> tuple[Any, ModelInfo]:
             digest = model_hash(path)
         return model.to(device).eval(), ModelInfo(str(name), digest)
     path = resolve_checkpoint_path(model)
-    net = load_model(path, device=device)
+    if torch.device(device).type == "cpu":  # on the thread that will run it (one OpenMP team)
+        net = compute.call(load_model, path, device=device)
+    else:
+        net = load_model(path, device=device)
     return net, ModelInfo(str(model), model_hash(path))
 
 

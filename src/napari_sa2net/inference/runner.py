@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 from .. import __version__
 from .._progress import Cancelled, Job, Progress
 from ..memory import freed_memory_kept, trim_if_above
+from . import compute
 from .instances import instances
 from .maps import MapSink
 from .pipeline import predict_chunks
@@ -101,13 +103,14 @@ def run_plan(
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
     scratch = _scratch_folder(plan)
-    thread = threading.Thread(
-        target=_work, args=(plan, slot, scratch, Reporter(events, cancel), outcome, predictor),
-        daemon=True,
-    )  # fmt: skip
-    thread.start()
+    args = (plan, slot, scratch, Reporter(events, cancel), outcome, predictor)
+    if plan.device.type == "cpu" and plan.execution.client is None:
+        work = compute.start(_work, *args)  # the thread that loaded the model: one OpenMP team
+    else:
+        work = Future()
+        threading.Thread(target=_finish, args=(work, args), daemon=True).start()
     try:
-        while thread.is_alive() or not events.empty():
+        while not work.done() or not events.empty():
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
@@ -117,9 +120,9 @@ def run_plan(
         cancel.set()
         raise
     finally:
-        if thread.is_alive():
+        if not work.done():
             cancel.set()
-        thread.join()
+        work.result()  # _work keeps its errors in outcome
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         client = plan.execution.client
@@ -150,6 +153,11 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
     folder = new_partial(parent / "sa2net-scratch")
     folder.mkdir(parents=True)
     return folder
+
+
+def _finish(work: Future, args: tuple) -> None:
+    _work(*args)
+    work.set_result(None)
 
 
 def _work(plan: RunPlan, slot: Any, scratch: Path | None, report: Reporter, outcome: dict,

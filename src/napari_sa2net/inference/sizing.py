@@ -84,8 +84,10 @@ def model_halo(net: Any) -> int:
             halo = recorded["px"]
         else:
             from ..memory import release_memory
+            from . import compute
 
-            halo = suggested_halo(net)
+            # on the thread that runs the model on a CPU (one OpenMP team, :mod:`.compute`)
+            halo = compute.call(suggested_halo, net)
             release_memory()
             if isinstance(getattr(net, "metadata", None), dict):
                 net.metadata["halo"] = {"px": int(halo), "weights": fingerprint}
