@@ -55,3 +55,27 @@ def test_a_cpu_run_predicts_on_the_compute_thread():
                      predictor=lambda stats: Recording(3, 2, stats))  # fmt: skip
     assert result.n_objects >= 1
     assert threads and all(name.startswith(compute.PREFIX) for name in threads)
+
+
+def test_a_run_queued_behind_another_is_dropped_when_its_job_is_closed(tmp_path):
+    # Two CPU jobs share the compute thread: the second waits. Closing it while it waits must
+    # neither run it later nor wait for the first job to end.
+    from napari_sa2net.inference import segment_job
+    from napari_sa2net.model import create_model
+
+    net = create_model("sa2net-tiny", 1, 3)  # given: nothing to load on the busy thread
+    release = threading.Event()
+    blocker = compute.start(release.wait)  # the compute thread is busy
+    try:
+        image = np.zeros((64, 64), np.float32)
+        job = segment_job(image, model=net, device="cpu", tile=64, overlap=16, scale=1.0,
+                          predictor=lambda stats: ZeroCostPredictor(3, 1, stats))  # fmt: skip
+        first = next(job)  # the plan's line; the run is queued now
+        assert first.stage == "segment"
+        closed = threading.Thread(target=job.close)
+        closed.start()
+        closed.join(timeout=10)
+        assert not closed.is_alive()  # did not wait for the compute thread
+    finally:
+        release.set()
+        blocker.result(timeout=10)

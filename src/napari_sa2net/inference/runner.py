@@ -1,6 +1,7 @@
 """Execute a :class:`.plan.RunPlan` for one plane: scan → predict → instances, in a thread.
 
-:func:`run_plan` is a job generator: the work runs in one background thread and reports
+:func:`run_plan` is a job generator: the work runs in one background thread (for a local CPU
+run the persistent thread of :mod:`.compute`, where the model was loaded) and reports
 :class:`~napari_sa2net._progress.Progress` events through a queue that the generator yields
 from, so the caller (CLI bar, napari worker) never blocks on the work. Closing the generator
 (a cancel) or an interrupt (Ctrl-C) stops the work at its next batch of tiles or tasks, waits for
@@ -122,7 +123,9 @@ def run_plan(
     finally:
         if not work.done():
             cancel.set()
-        work.result()  # _work keeps its errors in outcome
+            work.cancel()  # still queued behind another job's run: it never starts
+        if not work.cancelled():
+            work.result()  # _work keeps its errors in outcome
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         client = plan.execution.client
