@@ -194,9 +194,10 @@ def rss_child(path: str, out: str) -> None:
     print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "peak_kib": peak}))
 
 
-def _child(path: Path, out: Path) -> dict:
+def _child(path: Path, out: Path, body: str = "rss_child") -> dict:
+    """Run ``body(path, out)`` of this module in a fresh process; the JSON it printed last."""
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_inference as b; "
-            f"b.rss_child({str(path)!r}, {str(out)!r})")  # fmt: skip
+            f"b.{body}({str(path)!r}, {str(out)!r})")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"run on {path} failed:\n{done.stderr[-3000:]}")
@@ -263,12 +264,7 @@ def wide(args: argparse.Namespace) -> None:
                        height=height)  # fmt: skip
     out = Path(args.scratch) / "wide" / "labels.zarr"
     out.parent.mkdir(parents=True, exist_ok=True)
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_inference as b; "
-            f"b.wide_child({str(path)!r}, {str(out)!r})")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"run on {path} failed:\n{done.stderr[-3000:]}")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+    info = _child(path, out, "wide_child")
     print(f"dense {height} × {width} zarr -> OME-Zarr, zero-cost predictor, tiles and chunks "
           f"automatic: peak RSS {info['peak_kib'] / 2**20:.2f} GiB "
           f"({info['peak_kib'] * 1024 / 1e9:.2f} GB), {info['seconds']:.1f} s; tiles of "

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..model.checkpoints import plain_state_dict
 from ..normalization import Normalization
 from .architecture import FILE_NAME, architecture_source
 from .card import cover_image, model_card
@@ -107,10 +108,7 @@ def package_files(folder: Path) -> PackageFiles:
 
 def write_weights(model: torch.nn.Module, example: np.ndarray, files: PackageFiles) -> None:
     """The plain state dict, its TorchScript trace and the architecture source."""
-    state = {
-        k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
-        for k, v in model.state_dict().items()
-    }
+    state = plain_state_dict(model)
     torch.save(state, files.state_dict)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript: see trace()

@@ -33,6 +33,11 @@ def on_compute_thread() -> bool:
     return threading.current_thread().name.startswith(PREFIX)
 
 
+def uses_compute_thread(device: Any) -> bool:
+    """Whether work for ``device`` goes to the compute thread (the CPU's; not accelerators')."""
+    return getattr(device, "type", str(device).split(":")[0]) == "cpu"
+
+
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` on the compute thread, waited for (at once when already there)."""
     if on_compute_thread():
@@ -40,15 +45,28 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return _executor().submit(fn, *args, **kwargs).result()
 
 
+def call_for(where: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """:func:`call` for work on the CPU device ``where``, ``fn(*args, **kwargs)`` in place for an
+    accelerator."""
+    if uses_compute_thread(where):
+        return call(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
 def start(fn: Callable[..., Any], *args: Any) -> Future:
     """Start ``fn(*args)`` on the compute thread and return its future.
 
     Called from the compute thread itself (a run nested in another, such as the size estimate's
-    sample runs inside a plan), ``fn`` gets a thread of its own: the compute thread is busy
-    waiting for it.
+    sample runs inside a plan), ``fn`` gets a thread of its own (:func:`in_own_thread`): the
+    compute thread is busy waiting for it.
     """
     if not on_compute_thread():
         return _executor().submit(fn, *args)
+    return in_own_thread(fn, *args)
+
+
+def in_own_thread(fn: Callable[..., Any], *args: Any) -> Future:
+    """Start ``fn(*args)`` in a new daemon thread and return its future."""
     future: Future = Future()
 
     def body() -> None:

@@ -114,8 +114,6 @@ class RunPlan:
 
 def resolve_model(model: Any, device: Any) -> tuple[Any, ModelInfo]:
     """A model in eval mode on ``device`` and its provenance (name, hash)."""
-    import torch
-
     from ..model import DEFAULT_MODEL, SA2Net, load_model, model_hash, resolve_checkpoint_path
     from . import compute
 
@@ -129,10 +127,7 @@ def resolve_model(model: Any, device: Any) -> tuple[Any, ModelInfo]:
             digest = model_hash(path)
         return model.to(device).eval(), ModelInfo(str(name), digest)
     path = resolve_checkpoint_path(model)
-    if torch.device(device).type == "cpu":  # on the thread that will run it (one OpenMP team)
-        net = compute.call(load_model, path, device=device)
-    else:
-        net = load_model(path, device=device)
+    net = compute.call_for(device, load_model, path, device=device)  # where it will run
     return net, ModelInfo(str(model), model_hash(path))
 
 

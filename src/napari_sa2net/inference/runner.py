@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +104,10 @@ def run_plan(
     outcome: dict[str, Any] = {}
     scratch = _scratch_folder(plan)
     args = (plan, slot, scratch, Reporter(events, cancel), outcome, predictor)
-    if plan.device.type == "cpu" and plan.execution.client is None:
+    if compute.uses_compute_thread(plan.device) and plan.execution.client is None:
         work = compute.start(_work, *args)  # the thread that loaded the model: one OpenMP team
     else:
-        work = Future()
-        threading.Thread(target=_finish, args=(work, args), daemon=True).start()
+        work = compute.in_own_thread(_work, *args)
     try:
         while not work.done() or not events.empty():
             try:
@@ -156,11 +154,6 @@ def _scratch_folder(plan: RunPlan) -> Path | None:
     folder = new_partial(parent / "sa2net-scratch")
     folder.mkdir(parents=True)
     return folder
-
-
-def _finish(work: Future, args: tuple) -> None:
-    _work(*args)
-    work.set_result(None)
 
 
 def _work(plan: RunPlan, slot: Any, scratch: Path | None, report: Reporter, outcome: dict,

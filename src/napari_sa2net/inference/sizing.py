@@ -87,7 +87,8 @@ def model_halo(net: Any) -> int:
             from . import compute
 
             # on the thread that runs the model on a CPU (one OpenMP team, :mod:`.compute`)
-            halo = compute.call(suggested_halo, net)
+            device = next(net.parameters()).device
+            halo = compute.call_for(device, suggested_halo, net)
             release_memory()
             if isinstance(getattr(net, "metadata", None), dict):
                 net.metadata["halo"] = {"px": int(halo), "weights": fingerprint}

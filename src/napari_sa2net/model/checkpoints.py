@@ -66,11 +66,16 @@ def checkpoint_dict(model: SA2Net) -> dict[str, Any]:
         },
         "normalization": model.normalization.to_dict(),
         "metadata": metadata,
-        # standard strides: the file's bytes do not depend on the layout the weights ran in
-        "state_dict": {
-            k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
-            for k, v in model.state_dict().items()
-        },
+        "state_dict": plain_state_dict(model),
+    }
+
+
+def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s weights as CPU copies with standard strides: a file written from them has the
+    same bytes whatever layout the weights ran in (:func:`.devices.use_fast_layout`)."""
+    return {
+        k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+        for k, v in model.state_dict().items()
     }
 
 
